@@ -1,0 +1,285 @@
+"""The backward engine: an iterative walk of the graph in dependency order (no recursion)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .grad_mode import STATE
+from .node import Node
+
+
+def _owner(arr):
+    """The array that owns ``arr``'s memory."""
+    while isinstance(arr.base, np.ndarray):
+        arr = arr.base
+    return id(arr)
+
+
+class _Run:
+    """State of one backward pass."""
+
+    __slots__ = ("create_graph", "given", "capture", "accumulate")
+
+    def __init__(self, create_graph, capture, accumulate):
+        self.create_graph = create_graph
+        self.given = set()  # owners of arrays already stored in some .grad
+        self.capture = capture  # autograd.grad: key -> gradient
+        self.accumulate = accumulate  # set of leaves allowed to accumulate, or None for all
+
+    def own(self, g):
+        """A gradient array safe to store in ``.grad`` (never shared with another .grad)."""
+        from ..tensor import Tensor
+
+        arr = g._data
+        key = _owner(arr)
+        if key in self.given or not arr.flags.writeable or not arr.flags.c_contiguous:
+            arr = np.array(arr, order="C")
+            key = id(arr)
+        self.given.add(key)
+        return Tensor._make(arr)
+
+    def store(self, t, g):
+        """Accumulate ``g`` into ``t.grad`` (a leaf, or a non-leaf that retains its grad)."""
+        if self.create_graph:
+            t._grad = g if t._grad is None else t._grad + g
+        elif t._grad is None:
+            t._grad = self.own(g)
+        elif t._grad.requires_grad or not t._grad._data.flags.writeable:
+            t._grad = (t._grad + g).detach()
+        else:
+            t._grad._data += g._data
+            t._grad._bump()
+
+
+def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=False):
+    """Propagate ``grads`` from ``roots`` to the leaves.
+
+    With ``capture`` (``autograd.grad``), the gradients of ``inputs`` are returned instead of
+    accumulated into ``.grad``; otherwise, when ``inputs`` is given, only those accumulate.
+    """
+    from ..tensor import Tensor
+
+    want_leaves = None
+    want_nodes = None
+    if inputs is not None:
+        want_leaves = {id(t) for t in inputs if t.grad_fn is None}
+        want_nodes = {(t.grad_fn, t._out_idx) for t in inputs if t.grad_fn is not None}
+    run = _Run(create_graph, {} if capture else None, None)
+
+    # 1. Dependency counts of every node reachable from the roots.
+    deps: dict = {}
+    stack = []
+    for r in roots:
+        fn = r.grad_fn
+        if fn is not None and fn not in deps:
+            deps[fn] = 0
+            stack.append(fn)
+    order = []
+    while stack:
+        n = stack.pop()
+        order.append(n)
+        for e in n.next:
+            if e is not None:
+                t = e[0]
+                if isinstance(t, Node):
+                    c = deps.get(t)
+                    if c is None:
+                        deps[t] = 1
+                        stack.append(t)
+                    else:
+                        deps[t] = c + 1
+
+    # 2. With ``inputs``, run only the nodes that lead to one of them.
+    needed = None
+    if inputs is not None:
+        needed = _needed(order, deps, want_leaves, want_nodes)
+
+    # 3. Seed the buffers.
+    buffers: dict = {}
+    for r, g in zip(roots, grads):
+        fn = r.grad_fn
+        if fn is None:
+            _to_leaf(run, r, g, want_leaves, capture)
+        else:
+            _add(buffers, fn, r._out_idx, g)
+
+    ready = [fn for fn in deps if deps[fn] == 0]
+    prev_mode = STATE.enabled
+    STATE.enabled = create_graph
+    try:
+        while ready:
+            node = ready.pop()
+            gs = buffers.pop(node, None)
+            if gs is not None and needed is not None and node not in needed:
+                gs = None
+            if gs is not None:
+                gs = _pre(run, node, gs, want_nodes, capture)
+            if gs is not None:
+                in_grads = _call(node, gs)
+                if not retain_graph:
+                    node.release()
+            else:
+                in_grads = None
+            for i, e in enumerate(node.next):
+                if e is None:
+                    continue
+                t = e[0]
+                g = in_grads[i] if in_grads is not None else None
+                if isinstance(t, Node):
+                    if g is not None:
+                        _add(buffers, t, e[1], g)
+                    c = deps[t] - 1
+                    deps[t] = c
+                    if c == 0:
+                        ready.append(t)
+                elif g is not None:
+                    _to_leaf(run, t, g, want_leaves, capture)
+    finally:
+        STATE.enabled = prev_mode
+    if capture:
+        return run.capture
+    return None
+
+
+def _needed(order, deps, want_leaves, want_nodes):
+    """Nodes from which a wanted input is reachable (walked leaves-first)."""
+    indeg = dict(deps)
+    topo = []
+    ready = [n for n in order if indeg[n] == 0]
+    while ready:
+        n = ready.pop()
+        topo.append(n)
+        for e in n.next:
+            if e is not None and isinstance(e[0], Node):
+                indeg[e[0]] -= 1
+                if indeg[e[0]] == 0:
+                    ready.append(e[0])
+    needed = set()
+    want_fns = {fn for fn, _ in want_nodes}
+    for n in reversed(topo):
+        if n in want_fns:
+            needed.add(n)
+            continue
+        for e in n.next:
+            if e is None:
+                continue
+            t = e[0]
+            if (isinstance(t, Node) and t in needed) or (
+                not isinstance(t, Node) and id(t) in want_leaves
+            ):
+                needed.add(n)
+                break
+    return needed
+
+
+def _add(buffers, node, idx, g):
+    gs = buffers.get(node)
+    if gs is None:
+        if node.n_outputs == 1:
+            buffers[node] = [g]
+            return
+        gs = buffers[node] = [None] * node.n_outputs
+    cur = gs[idx]
+    gs[idx] = g if cur is None else cur + g
+
+
+def _pre(run, node, gs, want_nodes, capture):
+    """Tensor hooks and retain_grad of the node's outputs, then autograd.grad capture."""
+    if node.pre_hooks is not None:
+        for idx, hooks in node.pre_hooks.items():
+            for h in list(hooks.values()):
+                if gs[idx] is None:
+                    continue
+                r = h(gs[idx])
+                if r is not None:
+                    gs[idx] = _checked_hook_result(r, gs[idx], node.name())
+    if node.retained is not None:
+        for idx, ref in node.retained.items():
+            t = ref()
+            if t is not None and gs[idx] is not None:
+                run.store(t, gs[idx])
+    if want_nodes is not None:
+        for idx in range(node.n_outputs):
+            if (node, idx) in want_nodes and gs[idx] is not None:
+                if capture:
+                    run.capture[(node, idx)] = gs[idx]
+    return gs
+
+
+def _checked_hook_result(r, g, where):
+    from ..tensor import Tensor
+
+    if not isinstance(r, Tensor):
+        raise TypeError(f"a hook on {where} returned {type(r).__name__}; expected a Tensor or None")
+    if r.shape != g.shape:
+        raise RuntimeError(
+            f"a hook on {where} returned a gradient of shape {tuple(r.shape)}; "
+            f"expected {tuple(g.shape)}"
+        )
+    return r
+
+
+def _call(node, gs):
+    from ..tensor import Tensor
+
+    if node.n_outputs == 1:
+        out = node.backward(gs[0])
+    else:
+        filled = [
+            g if g is not None else Tensor._make(np.zeros(s, d))
+            for g, (s, d) in zip(gs, node.out_meta())
+        ]
+        out = node.backward(*filled)
+    if not isinstance(out, tuple):
+        out = (out,)
+    meta = node.in_meta
+    if len(out) != len(meta):
+        raise RuntimeError(
+            f"function {node.name()} returned an incorrect number of gradients "
+            f"(expected {len(meta)}, got {len(out)})"
+        )
+    res = []
+    for i, (g, (shape, dt)) in enumerate(zip(out, meta)):
+        if g is None or node.next[i] is None:
+            res.append(None)
+            continue
+        if not isinstance(g, Tensor):
+            g = Tensor._make(np.asarray(g, dtype=dt))
+        if g._data.shape != shape:
+            raise RuntimeError(
+                f"Function {node.name()} returned an invalid gradient at index {i} - got "
+                f"{list(g._data.shape)} but expected shape compatible with {list(shape)} "
+                "(shapes do not match)"
+            )
+        if g._data.dtype != dt:
+            if dt.kind != "f":
+                res.append(None)
+                continue
+            g = g.to(dt)
+        res.append(g)
+    if STATE.anomaly and STATE.anomaly_check_nan:
+        for g in res:
+            if g is not None and g._data.dtype.kind == "f" and not np.isfinite(g._data).all():
+                raise RuntimeError(
+                    f"Function '{node.name()}' returned nan values in its gradient output "
+                    f"(detect_anomaly). The forward call that created it was:\n{node.trace}"
+                )
+    return res
+
+
+def _to_leaf(run, t, g, want_leaves, capture):
+    if want_leaves is not None and id(t) not in want_leaves:
+        return
+    if t._hooks:
+        for h in list(t._hooks.values()):
+            r = h(g)
+            if r is not None:
+                g = _checked_hook_result(r, g, "a leaf tensor")
+    if capture:
+        prev = run.capture.get(id(t))
+        run.capture[id(t)] = g if prev is None else prev + g
+        return
+    run.store(t, g)
+    if t._post_hooks:
+        for h in list(t._post_hooks.values()):
+            h(t)

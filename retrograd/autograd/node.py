@@ -1,0 +1,208 @@
+"""Graph nodes: one recorded op, its edges to the producers of its inputs, what its vjp needs.
+
+A node never holds its own output Tensor (no reference cycles): an op whose vjp needs its
+output keeps the output's array and rebuilds a Tensor from it on demand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .grad_mode import STATE
+
+
+class Version:
+    """In-place modification counter, shared by a tensor, its views and its detached aliases."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
+class Node:
+    """Base of every recorded op (the ``grad_fn`` of a non-leaf tensor).
+
+    Subclasses implement ``forward(*arrays, **params) -> ndarray`` and ``backward(g)``
+    returning one gradient Tensor (or None) per input. ``backward`` is written with
+    retrograd ops, so it is differentiable itself: the engine runs it under ``no_grad``
+    for plain backward and with grad enabled for ``create_graph=True``.
+    Class attributes ``save_inputs`` (indices) and ``save_output`` declare what the vjp needs.
+    """
+
+    __slots__ = (
+        "next",
+        "in_meta",
+        "saved",
+        "saved_versions",
+        "out_data",
+        "out_version",
+        "pre_hooks",
+        "retained",
+        "trace",
+        "freed",
+        "__weakref__",
+    )
+    save_inputs: tuple = ()
+    save_output: bool = False
+    is_view: bool = False
+    n_outputs: int = 1
+
+    def forward(self, *arrays, **params):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, g):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # --- naming -----------------------------------------------------------------------
+    @classmethod
+    def op_name(cls) -> str:
+        return cls.__name__
+
+    def name(self) -> str:
+        """PyTorch-style node name, e.g. ``MulBackward0``."""
+        return f"{self.op_name()}Backward0"
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {id(self):#x}>"
+
+    @property
+    def next_functions(self):
+        """Edges to the nodes (or leaf accumulators) of the inputs, as in PyTorch."""
+        out = []
+        for e in self.next:
+            if e is None:
+                out.append((None, 0))
+            else:
+                out.append(e)
+        return tuple(out)
+
+    # --- saved values ---------------------------------------------------------------
+    def _check_alive(self):
+        if self.freed:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time (or directly access saved "
+                f"tensors after they have already been freed) in {self.name()}. Saved "
+                "intermediate values of the graph are freed when you call .backward() or "
+                "autograd.grad(). Specify retain_graph=True if you need to backward through "
+                "the graph a second time or if you need to access saved tensors after calling "
+                "backward."
+            )
+
+    def saved_tensors(self) -> tuple:
+        """The inputs saved for the vjp, checked against in-place changes since."""
+        self._check_alive()
+        saved = self.saved
+        vers = self.saved_versions
+        for i, t in enumerate(saved):
+            if t is not None and t._version is not None and t._version.value != vers[i]:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by "
+                    f"an inplace operation: [{t.dtype.name} {list(t.shape)}], which is input "
+                    f"{self.save_inputs[i] if i < len(self.save_inputs) else i} of "
+                    f"{self.name()}, is at version {t._version.value}; expected version "
+                    f"{vers[i]} instead. Hint: replace the in-place op by its out-of-place form "
+                    "(e.g. y = y + 1 instead of y += 1), or clone() the tensor first."
+                )
+        return saved
+
+    def output(self):
+        """The op's output as a Tensor; differentiable through this node under create_graph."""
+        self._check_alive()
+        ver, expected = self.out_version
+        if ver.value != expected:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [{self.out_data.dtype} {list(self.out_data.shape)}], which "
+                f"is output 0 of {self.name()}, is at version {ver.value}; expected version "
+                f"{expected} instead. Hint: replace the in-place op by its out-of-place form "
+                "(e.g. y = y + 1 instead of y += 1), or clone() the tensor first."
+            )
+        from ..tensor import Tensor
+
+        if STATE.enabled:
+            return Tensor._make(self.out_data, True, self)
+        return Tensor._make(self.out_data)
+
+    def release(self):
+        """Drop what the vjp needed (after backward, unless ``retain_graph``)."""
+        self.saved = None
+        self.out_data = None
+        self.freed = True
+
+
+def _edge(t):
+    fn = t.grad_fn
+    if fn is not None:
+        return (fn, t._out_idx)
+    if t.requires_grad:
+        return (t, 0)
+    return None
+
+
+def apply(cls, tensors, params=None):
+    """Run op ``cls`` on Tensors; record a node when grad mode is on and an input needs grad."""
+    from ..tensor import Tensor
+
+    node = cls()
+    arrays = [t._data for t in tensors]
+    out = node.forward(*arrays, **params) if params else node.forward(*arrays)
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)  # NumPy returns scalars from 0-d ops
+    if STATE.enabled:
+        for t in tensors:
+            if t.requires_grad:
+                return _record(node, tensors, out, Tensor)
+    res = Tensor._make(out)
+    if cls.is_view:
+        res._version = tensors[0]._vc()
+    if STATE.anomaly:
+        _check_forward(node, tensors, out)
+    return res
+
+
+def _record(node, tensors, out, Tensor):
+    node.next = tuple([_edge(t) for t in tensors])
+    node.in_meta = tuple([(t._data.shape, t._data.dtype) for t in tensors])
+    node.freed = False
+    node.pre_hooks = None
+    node.retained = None
+    node.trace = None
+    if node.save_inputs:
+        saved = tuple([tensors[i] for i in node.save_inputs])
+        node.saved = saved
+        node.saved_versions = tuple([0 if t._version is None else t._version.value for t in saved])
+    else:
+        node.saved = ()
+    res = Tensor._make(out, True, node)
+    if node.is_view:
+        res._version = tensors[0]._vc()
+    if node.save_output:
+        node.out_data = out
+        vc = res._vc()
+        node.out_version = (vc, vc.value)
+    else:
+        node.out_data = None
+    if STATE.anomaly:
+        from .anomaly import user_frame
+
+        node.trace = user_frame()
+        _check_forward(node, tensors, out)
+    return res
+
+
+def _check_forward(node, tensors, out):
+    if not STATE.anomaly_check_nan or out.dtype.kind != "f":
+        return
+    if np.isfinite(out).all():
+        return
+    for t in tensors:
+        if t._data.dtype.kind == "f" and not np.isfinite(t._data).all():
+            return  # not the first op to see a non-finite value
+    from .anomaly import user_frame
+
+    where = node.trace or user_frame()
+    raise RuntimeError(
+        f"Function '{node.op_name()}' returned nan or inf values in its forward output "
+        f"(detect_anomaly). It was called from:\n{where}"
+    )

@@ -1,0 +1,1 @@
+"""``rg.data`` (``torch.utils.data``): datasets, samplers, DataLoader."""

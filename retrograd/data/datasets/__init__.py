@@ -1,0 +1,1 @@
+"""Bundled data sets and toy generators."""

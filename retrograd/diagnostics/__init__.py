@@ -1,0 +1,1 @@
+"""Seeing backprop: gradient monitor, verdicts, LR finder, explain, graph drawing."""

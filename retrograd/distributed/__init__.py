@@ -1,0 +1,1 @@
+"""Distributed data parallel over MPI (``torch.distributed`` names)."""

@@ -1,0 +1,1 @@
+"""Save and load state dicts as safetensors, atomically."""

@@ -1,0 +1,1 @@
+"""Reference models: MLP, LeNet, ResNet, CharRNN, GPT."""

@@ -1,0 +1,3 @@
+"""attention functions."""
+
+__all__: list[str] = []

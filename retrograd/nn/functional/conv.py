@@ -1,0 +1,3 @@
+"""conv functions."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""distance functions."""
+
+__all__: list[str] = []

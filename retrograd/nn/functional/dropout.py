@@ -1,0 +1,3 @@
+"""dropout functions."""
+
+__all__: list[str] = []

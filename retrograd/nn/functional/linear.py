@@ -1,0 +1,3 @@
+"""linear functions."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""loss functions."""
+
+__all__: list[str] = []

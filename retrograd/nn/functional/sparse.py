@@ -1,0 +1,3 @@
+"""sparse functions."""
+
+__all__: list[str] = []

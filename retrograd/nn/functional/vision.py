@@ -1,0 +1,3 @@
+"""vision functions."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""activation modules."""
+
+__all__: list[str] = []

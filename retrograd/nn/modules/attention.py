@@ -1,0 +1,3 @@
+"""attention modules."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""container modules."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""conv modules."""
+
+__all__: list[str] = []

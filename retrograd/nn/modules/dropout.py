@@ -1,0 +1,3 @@
+"""dropout modules."""
+
+__all__: list[str] = []

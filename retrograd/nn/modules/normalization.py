@@ -1,0 +1,3 @@
+"""normalization modules."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""pooling modules."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""sparse modules."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""``rg.nn.utils``: gradient clipping, parameter vectors."""

@@ -1,0 +1,63 @@
+"""In-place ops with PyTorch's rules: a leaf that requires grad may only change under
+``no_grad``; every change bumps the version counter that backward checks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.grad_mode import STATE
+from ..tensor import Tensor
+from ._util import ShapeError
+
+
+def check_writable(t: Tensor, op: str):
+    if STATE.enabled and t._requires_grad and t.grad_fn is None:
+        raise RuntimeError(
+            f"a leaf Variable that requires grad is being used in an in-place operation ({op}). "
+            "Wrap the update in `with retrograd.no_grad():` (as optimizers do), or operate on "
+            "`.data` / `.detach()`."
+        )
+    if not t._data.flags.writeable:
+        raise RuntimeError(
+            f"{op}: unsupported operation: more than one element of the written-to tensor refers "
+            "to a single memory location (it is an expanded view). Please clone() the tensor "
+            "before performing the operation."
+        )
+
+
+def commit(t: Tensor, compute, needs_old: bool = True, op: str = "in-place op") -> Tensor:
+    """Run ``new = compute(old_t)`` and write it into ``t`` in place.
+
+    In grad mode, ``old_t`` is a snapshot holding ``t``'s former value and graph position,
+    so the recorded node never sees the overwritten data; ``t`` then takes the new node.
+    """
+    check_writable(t, op)
+    if STATE.enabled:
+        old = Tensor._make(t._data.copy() if needs_old else t._data, t._requires_grad, t.grad_fn)
+        old._out_idx = t._out_idx
+        new = compute(old)
+    else:
+        new = compute(t)
+    if new._data.shape != t._data.shape:
+        raise ShapeError(
+            f"{op}: output with shape {list(t._data.shape)} doesn't match the broadcast shape "
+            f"{list(new._data.shape)}"
+        )
+    if not np.can_cast(new._data.dtype, t._data.dtype, "same_kind"):
+        raise RuntimeError(
+            f"{op}: result type {new.dtype.name} can't be cast to the desired output type {t.dtype.name}"
+        )
+    if new._data is not t._data:
+        np.copyto(t._data, new._data, casting="unsafe")
+    t._bump()
+    if STATE.enabled and new._requires_grad:
+        t.grad_fn = new.grad_fn
+        t._out_idx = new._out_idx
+        t._requires_grad = True
+        # the new node must record the output's own version counter
+        fn = new.grad_fn
+        if fn is not None and fn.save_output and fn.out_version is not None:
+            fn.out_data = t._data
+            vc = t._vc()
+            fn.out_version = (vc, vc.value)
+    return t

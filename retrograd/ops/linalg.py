@@ -1,0 +1,235 @@
+"""Matrix products: matmul (1-D, 2-D, batched with broadcast batch dims), einsum."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.node import Node, apply
+from ..tensor import Tensor
+from ._util import ShapeError, promote, sum_to
+
+
+class MatMul(Node):
+    """2-D or batched product with equal-rank inputs; broadcasting of batch dims is handled
+    by ``matmul`` before recording, so the vjp is two products."""
+
+    __slots__ = ()
+    save_inputs = (0, 1)
+
+    def forward(self, a, b):
+        return np.matmul(a, b)
+
+    def backward(self, g):
+        a, b = self.saved_tensors()
+        ga = g @ b.mT if self.next[0] is not None else None
+        gb = a.mT @ g if self.next[1] is not None else None
+        if ga is not None and ga._data.shape != a._data.shape:
+            ga = sum_to(ga, a._data.shape)
+        if gb is not None and gb._data.shape != b._data.shape:
+            gb = sum_to(gb, b._data.shape)
+        return ga, gb
+
+    @classmethod
+    def op_name(cls):
+        return "Mm"
+
+
+def _mismatch(a, b):
+    sa = "x".join(map(str, a._data.shape))
+    sb = "x".join(map(str, b._data.shape))
+    return ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({sa} and {sb})")
+
+
+def matmul(input, other) -> Tensor:
+    """Matrix product with NumPy/PyTorch semantics for 1-D, 2-D and batched operands.
+
+    >>> import retrograd as rg
+    >>> (rg.ones(2, 3) @ rg.ones(3)).tolist()
+    [3.0, 3.0]
+    """
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        raise TypeError("matmul(): both arguments must be Tensors")
+    a, b = input, other
+    if a._data.ndim == 0 or b._data.ndim == 0:
+        raise RuntimeError(
+            f"both arguments to matmul need to be at least 1D, but they are {a._data.ndim}D and {b._data.ndim}D"
+        )
+    if a._data.dtype != b._data.dtype:
+        if a._data.dtype.kind == "f" and b._data.dtype.kind == "f":
+            raise RuntimeError(
+                f"expected m1 and m2 to have the same dtype, but got: {a.dtype.name} != {b.dtype.name}"
+            )
+        a, b = promote([a, b])
+    if a._data.shape[-1] != b._data.shape[-2 if b._data.ndim > 1 else 0]:
+        if a._data.ndim <= 2 and b._data.ndim <= 2:
+            if a._data.ndim == 1 and b._data.ndim == 1:
+                raise ShapeError(
+                    f"inconsistent tensor size, expected tensor [{a._data.shape[0]}] and src "
+                    f"[{b._data.shape[0]}] to have the same number of elements, but got "
+                    f"{a._data.shape[0]} and {b._data.shape[0]} elements respectively"
+                )
+            raise _mismatch(a, b)
+        raise ShapeError(
+            f"Expected size for first two dimensions of batch2 tensor to be: "
+            f"{list(b._data.shape[:-2]) + [a._data.shape[-1]]} but got: {list(b._data.shape)} "
+            f"(matmul of shapes {tuple(a._data.shape)} and {tuple(b._data.shape)})"
+        )
+    squeeze_a = a._data.ndim == 1
+    squeeze_b = b._data.ndim == 1
+    if squeeze_a:
+        a = a.unsqueeze(0)
+    if squeeze_b:
+        b = b.unsqueeze(-1)
+    # a 3-D+ input against a matrix: fold the batch into rows (one GEMM, no broadcast)
+    if b._data.ndim == 2 and a._data.ndim > 2:
+        lead = a._data.shape[:-1]
+        out = apply(MatMul, (a.reshape(-1, a._data.shape[-1]), b)).reshape(*lead, b._data.shape[-1])
+    else:
+        if a._data.ndim != b._data.ndim or a._data.shape[:-2] != b._data.shape[:-2]:
+            from ._util import broadcast_shape
+
+            batch = broadcast_shape(a._data.shape[:-2], b._data.shape[:-2], "matmul")
+            if a._data.shape[:-2] != batch:
+                a = a.expand(*batch, *a._data.shape[-2:])
+            if b._data.shape[:-2] != batch:
+                b = b.expand(*batch, *b._data.shape[-2:])
+        out = apply(MatMul, (a, b))
+    if squeeze_a:
+        out = out.squeeze(-2)
+    if squeeze_b:
+        out = out.squeeze(-1)
+    return out
+
+
+def mm(input, mat2) -> Tensor:
+    if input._data.ndim != 2 or mat2._data.ndim != 2:
+        raise RuntimeError(f"mm(): expected 2-D tensors, got {input._data.ndim}-D and {mat2._data.ndim}-D")
+    return matmul(input, mat2)
+
+
+def bmm(input, mat2) -> Tensor:
+    if input._data.ndim != 3 or mat2._data.ndim != 3:
+        raise RuntimeError(f"bmm(): batch1 must be a 3D tensor, got {input._data.ndim}-D and {mat2._data.ndim}-D")
+    if input._data.shape[0] != mat2._data.shape[0]:
+        raise ShapeError(
+            f"bmm(): batch sizes differ: {tuple(input._data.shape)} and {tuple(mat2._data.shape)}"
+        )
+    return matmul(input, mat2)
+
+
+def mv(input, vec) -> Tensor:
+    return matmul(input, vec)
+
+
+def dot(input, other) -> Tensor:
+    if input._data.ndim != 1 or other._data.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input._data.ndim}D and {other._data.ndim}D tensors")
+    return matmul(input, other)
+
+
+inner = dot
+
+
+def outer(input, vec2) -> Tensor:
+    return input.unsqueeze(-1) * vec2.unsqueeze(0)
+
+
+ger = outer
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1) -> Tensor:
+    prod = mm(mat1, mat2)
+    if alpha != 1:
+        prod = prod * alpha
+    return prod + (input if beta == 1 else input * beta)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1) -> Tensor:
+    prod = bmm(batch1, batch2)
+    if alpha != 1:
+        prod = prod * alpha
+    return prod + (input if beta == 1 else input * beta)
+
+
+class Einsum(Node):
+    """vjp of operand i: an einsum of g with the other operands into operand i's subscripts
+    (repeated/diagonal subscripts within one operand are not supported)."""
+
+    __slots__ = ("ins", "out")
+
+    def forward(self, *arrays, ins, out):
+        self.ins, self.out = ins, out
+        return np.einsum(",".join(ins) + "->" + out, *arrays, optimize=len(arrays) > 2)
+
+    def backward(self, g):
+        ops = self.saved_tensors()
+        grads = []
+        for i, sub in enumerate(self.ins):
+            if self.next[i] is None:
+                grads.append(None)
+                continue
+            others = [o for j, o in enumerate(ops) if j != i]
+            osubs = [s for j, s in enumerate(self.ins) if j != i]
+            present = set(self.out).union(*osubs) if osubs else set(self.out)
+            missing = [c for c in sub if c not in present]
+            gi = einsum(",".join([self.out, *osubs]) + "->" + "".join(c for c in sub if c in present), g, *others)
+            if missing:  # summed-out index only in this operand: broadcast back
+                shape = ops[i]._data.shape
+                keep = "".join(c for c in sub if c in present)
+                gi = gi.reshape(*[shape[sub.index(c)] if c in keep else 1 for c in sub]).expand(*shape)
+            grads.append(gi)
+        return tuple(grads)
+
+
+def _parse_einsum(eq: str, operands):
+    eq = eq.replace(" ", "")
+    if "->" in eq:
+        lhs, out = eq.split("->")
+    else:
+        lhs = eq
+        letters = lhs.replace(",", "").replace("...", "")
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    ins = lhs.split(",")
+    if len(ins) != len(operands):
+        raise RuntimeError(f"einsum(): {len(ins)} operands in the equation but {len(operands)} were given")
+    if "..." in eq:
+        free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in eq]
+        n_ell = max(op._data.ndim - (len(s) - 3) for s, op in zip(ins, operands) if "..." in s)
+        ell = "".join(free[:n_ell])
+        new_ins = []
+        for s, op in zip(ins, operands):
+            if "..." in s:
+                k = op._data.ndim - (len(s) - 3)
+                s = s.replace("...", ell[n_ell - k :])
+            new_ins.append(s)
+        ins = new_ins
+        out = out.replace("...", ell) if "..." in out else (ell + out if "->" not in eq else out)
+    for s, op in zip(ins, operands):
+        if len(s) != op._data.ndim:
+            raise RuntimeError(
+                f"einsum(): the number of subscripts in the equation ({len(s)}) does not match the "
+                f"number of dimensions ({op._data.ndim}) for operand {tuple(op._data.shape)}"
+            )
+        if len(set(s)) != len(s):
+            raise NotImplementedError("einsum(): repeated subscripts within one operand are not supported")
+    return ins, out
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    """Einstein summation, e.g. ``einsum('bij,bjk->bik', a, b)``."""
+    if len(operands) == 1 and isinstance(operands[0], list | tuple):
+        operands = tuple(operands[0])
+    ins, out = _parse_einsum(equation, operands)
+    ops = promote(list(operands))
+    return apply(_einsum_node(len(ops)), tuple(ops), {"ins": ins, "out": out})
+
+
+_EINSUM_NODES: dict = {}
+
+
+def _einsum_node(n: int):
+    """An Einsum node class that saves all ``n`` operands (one class per arity)."""
+    cls = _EINSUM_NODES.get(n)
+    if cls is None:
+        cls = _EINSUM_NODES[n] = type("Einsum", (Einsum,), {"__slots__": (), "save_inputs": tuple(range(n))})
+    return cls

@@ -1,0 +1,1 @@
+"""``rg.optim``: optimizers and learning-rate schedulers."""
