@@ -156,10 +156,20 @@ def gradgradcheck(
     n_in = len(inputs)
 
     def vjp_fn(*args):
+        from .grad_mode import enable_grad
+
         xs, vs = args[:n_in], args[n_in:]
-        ys = _outputs(func, xs)
-        diff = [xs[i] for i in diff_idx]
-        gs = autograd_grad(ys, diff, list(vs), create_graph=True, allow_unused=True)
+        # the numerical Jacobian calls this under no_grad; the vjp itself needs a graph
+        with enable_grad():
+            ys = _outputs(func, xs)
+            diff = [xs[i] for i in diff_idx]
+            pairs = [(y, v) for y, v in zip(ys, vs) if y.requires_grad]
+            if not pairs:
+                return ()
+            gs = autograd_grad(
+                [y for y, _ in pairs], diff, [v for _, v in pairs], create_graph=True,
+                allow_unused=True,
+            )
         return tuple(g for g in gs if g is not None)
 
     return gradcheck(vjp_fn, tuple(inputs) + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)
