@@ -14,9 +14,12 @@ from ._common import as_lib, layer_norm, load, train_step
 
 N_LAYER, N_HEAD, N_EMBD, BLOCK, VOCAB, BATCH = 4, 4, 128, 64, 65, 12
 _TOK = BATCH * BLOCK
-FWD_FLOPS = 2 * _TOK * (
-    N_LAYER * (N_EMBD * 3 * N_EMBD + N_EMBD * N_EMBD + 2 * N_EMBD * 4 * N_EMBD) + N_EMBD * VOCAB
-) + N_LAYER * 2 * 2 * BATCH * BLOCK * BLOCK * N_EMBD
+FWD_FLOPS = (
+    2
+    * _TOK
+    * (N_LAYER * (N_EMBD * 3 * N_EMBD + N_EMBD * N_EMBD + 2 * N_EMBD * 4 * N_EMBD) + N_EMBD * VOCAB)
+    + N_LAYER * 2 * 2 * BATCH * BLOCK * BLOCK * N_EMBD
+)
 STEP_FLOPS = 3 * FWD_FLOPS
 
 
@@ -27,7 +30,10 @@ def make_params() -> dict:
     def normal(shape, s):
         return (rng.standard_normal(shape) * s).astype(np.float32)
 
-    p: dict = {"wte.weight": normal((VOCAB, N_EMBD), std), "wpe.weight": normal((BLOCK, N_EMBD), std)}
+    p: dict = {
+        "wte.weight": normal((VOCAB, N_EMBD), std),
+        "wpe.weight": normal((BLOCK, N_EMBD), std),
+    }
     for i in range(N_LAYER):
         b = f"h.{i}"
         layer_norm(p, f"{b}.ln_1", N_EMBD)

@@ -56,10 +56,12 @@ def run_interleaved(impls: list[Impl], warmup: int = 5, rounds: int = 8, budget_
     block per framework. ``budget_s`` is the timed budget of the whole workload; each
     framework's block size is set from its warm-up median so both get about equal time."""
     for im in impls:
-        for _ in range(warmup):
+        for i in range(warmup):
             dt, loss = _timed(im.step)
             im.warmup_times.append(dt)
             im.losses.append(loss)
+            if i >= 2 and dt > 0.5:  # slow steps: 3 warm-up steps are enough (spec)
+                break
     per_block = budget_s / (rounds * len(impls))
     blocks = {}
     for im in impls:
@@ -106,6 +108,15 @@ def rss_mib() -> float:
 
 
 def maxrss_mib() -> float:
+    """Peak resident set size of this process (MiB): VmHWM, which (unlike getrusage's
+    ru_maxrss, kept across exec) starts afresh in a subprocess."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -130,3 +141,27 @@ def set_threads(n: int, framework: str | None = None):
 
         torch.set_num_threads(n)
     return limiter
+
+
+_CHILD = "RETROGRAD_BENCH_CHILD"
+BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def reexec_without_blas_env(module: str, argv: list) -> int | None:
+    """Re-run ``python -m module argv`` with both OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset.
+
+    They pin OpenBLAS to an older kernel, which slows a current NumPy; unsetting them together
+    lets it pick the kernel for this CPU (``blas_info()`` shows which). Returns the child's exit
+    status, or None when nothing needs unsetting (or this already is the child)."""
+    import subprocess
+    import sys
+
+    if os.environ.get(_CHILD) is not None or not any(v in os.environ for v in BLAS_VARS):
+        return None
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_VARS}
+    env[_CHILD] = "1"
+    return subprocess.call([sys.executable, "-m", module, *argv], env=env)
+
+
+def blas_env_unset() -> bool:
+    return os.environ.get(_CHILD) is not None

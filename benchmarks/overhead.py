@@ -32,7 +32,7 @@ def measure(libs: dict, rounds: int = 7, reps: int = 5) -> dict:
     """Median seconds of one chain per framework (interleaved rounds), as µs/op."""
     fns = {name: chain(lib) for name, lib in libs.items()}
     res: dict = {name: {"fwd_bwd": [], "fwd_nograd": []} for name in libs}
-    for name, (f, g) in fns.items():
+    for f, g in fns.values():
         f()
         g()
     for _ in range(rounds):
@@ -42,6 +42,4 @@ def measure(libs: dict, rounds: int = 7, reps: int = 5) -> dict:
                 for _ in range(reps):
                     fn()
                 res[name][key].append((time.perf_counter() - t0) / reps / N_OPS * 1e6)
-    return {
-        name: {k: float(np.median(v)) for k, v in d.items()} for name, d in res.items()
-    }
+    return {name: {k: float(np.median(v)) for k, v in d.items()} for name, d in res.items()}

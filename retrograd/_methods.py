@@ -37,6 +37,8 @@ def _to(self, *args, **kwargs):
             dtype = a.dtype
         elif a is float or a is int or a is bool:
             dtype = _dtype.as_dtype(a)
+        elif isinstance(a, np.dtype) or (isinstance(a, type) and issubclass(a, np.generic)):
+            dtype = _dtype.as_dtype(a)  # NumPy dtypes (used by vjps such as Cast's)
         elif isinstance(a, str) or hasattr(a, "type"):
             from .tensor import device
 
@@ -50,9 +52,11 @@ def _to(self, *args, **kwargs):
 
 def _type(self, dtype=None):
     if dtype is None:
-        return {"float32": "retrograd.FloatTensor", "float64": "retrograd.DoubleTensor", "int64": "retrograd.LongTensor"}.get(
-            self.dtype.name, f"retrograd.{self.dtype.name}"
-        )
+        return {
+            "float32": "retrograd.FloatTensor",
+            "float64": "retrograd.DoubleTensor",
+            "int64": "retrograd.LongTensor",
+        }.get(self.dtype.name, f"retrograd.{self.dtype.name}")
     return _to(self, dtype)
 
 
@@ -65,17 +69,26 @@ def _inplace(fn, name, needs_old=True):
 
 
 def _zero_(self):
-    check_writable(self, "zero_")
-    self._data[...] = 0
-    self._bump()
-    return self
+    return _fill_(self, 0)
 
 
 def _fill_(self, value):
     from .autograd.grad_mode import STATE
+    from .ops.inplace import fill
 
-    if isinstance(value, Tensor) and STATE.enabled and (value._requires_grad or self._requires_grad):
-        return commit(self, lambda t: E.add(E.mul(t, 0.0), value.expand(*self._data.shape)), False, "fill_")
+    if isinstance(value, Tensor) and value._data.ndim:
+        raise RuntimeError(
+            "fill_ only supports 0-dimension value tensor but got tensor with "
+            f"{value._data.ndim} dimensions."
+        )
+    if STATE.enabled and isinstance(value, Tensor) and value._requires_grad:
+        v = value.to(self.dtype)
+        return commit(
+            self, lambda t: E.add(fill(t, 0), v.expand(*self._data.shape)), False, "fill_"
+        )
+    if STATE.enabled and self._requires_grad:
+        v = value.item() if isinstance(value, Tensor) else value
+        return commit(self, lambda t: fill(t, v), False, "fill_" if value != 0 else "zero_")
     check_writable(self, "fill_")
     self._data[...] = value._data if isinstance(value, Tensor) else value
     self._bump()
@@ -88,13 +101,18 @@ def _copy_(self, src, non_blocking=False):
     src = as_operand(src, self)
     if STATE.enabled and (src._requires_grad or self._requires_grad):
         s = src.to(self.dtype) if src._data.dtype != self._data.dtype else src
-        return commit(self, lambda t: E.add(E.mul(t, 0.0), s.expand(*self._data.shape)), False, "copy_")
+        from .ops.inplace import fill
+
+        return commit(
+            self, lambda t: E.add(fill(t, 0), s.expand(*self._data.shape)), False, "copy_"
+        )
     check_writable(self, "copy_")
     try:
         np.copyto(self._data, np.broadcast_to(src._data, self._data.shape), casting="unsafe")
     except ValueError:
         raise RuntimeError(
-            f"copy_: the size of src {tuple(src._data.shape)} does not broadcast to {tuple(self._data.shape)}"
+            f"copy_: the size of src {tuple(src._data.shape)} does not broadcast to "
+            f"{tuple(self._data.shape)}"
         ) from None
     self._bump()
     return self
@@ -102,8 +120,15 @@ def _copy_(self, src, non_blocking=False):
 
 def _random_(fill):
     def method(self, *args, generator=None, **kwargs):
+        from .autograd.grad_mode import STATE
+
         check_writable(self, fill.__name__)
-        self._data[...] = fill(_rng(generator), self._data.shape, *args, **kwargs)
+        vals = fill(_rng(generator), self._data.shape, *args, **kwargs)
+        if STATE.enabled and self._requires_grad:  # a non-leaf: its old value gets zero grad
+            from .ops.inplace import fill as fill_node
+
+            return commit(self, lambda t: fill_node(t, vals), False, fill.__name__)
+        self._data[...] = vals
         self._bump()
         return self
 
@@ -152,7 +177,9 @@ def _new_factory(factory):
     def method(self, *size, dtype=None, device=None, requires_grad=False):
         from . import creation
 
-        return getattr(creation, factory)(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+        return getattr(creation, factory)(
+            *size, dtype=dtype or self.dtype, requires_grad=requires_grad
+        )
 
     return method
 
@@ -179,7 +206,10 @@ def _min(self, dim=None, keepdim=False):
 
 def _mT(self):
     if self._data.ndim < 2:
-        raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. Got {self._data.ndim}-D tensor.")
+        raise RuntimeError(
+            "tensor.mT is only supported on matrices or batches of matrices. Got "
+            f"{self._data.ndim}-D tensor."
+        )
     return M.transpose(self, -2, -1)
 
 
@@ -218,7 +248,9 @@ def _bind():
     T.__neg__ = E.neg
     T.__pos__ = lambda self: self
     T.__abs__ = E.abs
-    T.__invert__ = lambda self: E.logical_not(self) if self._data.dtype == np.bool_ else E.bitwise_not(self)
+    T.__invert__ = lambda self: (
+        E.logical_not(self) if self._data.dtype == np.bool_ else E.bitwise_not(self)
+    )
     T.__eq__ = E.eq
     T.__ne__ = E.ne
     T.__lt__ = E.lt
@@ -288,7 +320,9 @@ def _bind():
     T.int = lambda self: _to(self, _dtype.int32)
     T.bool = lambda self: _to(self, _dtype.bool_)
     T.cpu = lambda self, *a, **k: self
-    T.cuda = lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("retrograd runs on the CPU only"))
+    T.cuda = lambda self, *a, **k: (_ for _ in ()).throw(
+        RuntimeError("retrograd runs on the CPU only")
+    )
     T.type_as = lambda self, other: _to(self, other.dtype)
     T.new_tensor = _new_tensor
     T.new_zeros = _new_factory("zeros")
@@ -342,10 +376,14 @@ def _bind():
         setattr(T, name, _inplace(fn, name, old))
 
     def addcmul_(self, tensor1, tensor2, *, value=1):
-        return commit(self, lambda t: E.add(t, E.mul(E.mul(tensor1, tensor2), value)), False, "addcmul_")
+        return commit(
+            self, lambda t: E.add(t, E.mul(E.mul(tensor1, tensor2), value)), False, "addcmul_"
+        )
 
     def addcdiv_(self, tensor1, tensor2, *, value=1):
-        return commit(self, lambda t: E.add(t, E.mul(E.div(tensor1, tensor2), value)), False, "addcdiv_")
+        return commit(
+            self, lambda t: E.add(t, E.mul(E.div(tensor1, tensor2), value)), False, "addcdiv_"
+        )
 
     def squeeze_(self, dim=None):
         self._data = self._data.reshape(M.squeeze(self.detach(), dim)._data.shape)

@@ -55,7 +55,12 @@ def _as_array(data, dtype=None, default_float=False, copy=True) -> np.ndarray:
     if isinstance(data, np.ndarray | np.generic):
         arr = np.asarray(data)
         if want is None:
-            if arr.dtype.kind not in "biuf" or arr.dtype == np.uint16 or arr.dtype.kind == "u" and arr.dtype != np.uint8:
+            if (
+                arr.dtype.kind not in "biuf"
+                or arr.dtype == np.uint16
+                or arr.dtype.kind == "u"
+                and arr.dtype != np.uint8
+            ):
                 _dtype.from_numpy_dtype(arr.dtype)  # raises the PyTorch-style TypeError
             want = arr.dtype
         return np.array(arr, dtype=want, copy=copy) if copy else arr.astype(want, copy=False)
@@ -78,7 +83,9 @@ def _finish(arr, requires_grad):
     return t
 
 
-def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_memory=False) -> Tensor:
+def tensor(
+    data, *, dtype=None, device=None, requires_grad: bool = False, pin_memory=False
+) -> Tensor:
     """A new tensor holding a copy of ``data`` (lists, scalars, arrays, tensors).
 
     >>> import retrograd as rg
@@ -119,7 +126,9 @@ def _size(size) -> tuple:
         if isinstance(s, Tensor):
             s = int(s.item())
         if not isinstance(s, builtins.int | np.integer):
-            raise TypeError(f"size must be a tuple of ints, got an element of type {type(s).__name__}")
+            raise TypeError(
+                f"size must be a tuple of ints, got an element of type {type(s).__name__}"
+            )
         if s < 0:
             raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(size)}")
         out.append(int(s))
@@ -149,7 +158,12 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> T
         dt = _dtype.result_np_dtype([fill_value])
     else:
         dt = _np_dtype(dtype)
-    return _finish(np.full(_size((size,) if not isinstance(size, list | tuple) else tuple(size)), fill_value, dt), requires_grad)
+    return _finish(
+        np.full(
+            _size((size,) if not isinstance(size, list | tuple) else tuple(size)), fill_value, dt
+        ),
+        requires_grad,
+    )
 
 
 def _like(t, dtype):
@@ -168,7 +182,9 @@ def empty_like(t, *, dtype=None, device=None, requires_grad=False, memory_format
     return _finish(np.empty(t._data.shape, _like(t, dtype)), requires_grad)
 
 
-def full_like(t, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+def full_like(
+    t, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None
+) -> Tensor:
     return _finish(np.full(t._data.shape, fill_value, _like(t, dtype)), requires_grad)
 
 
@@ -186,19 +202,27 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) ->
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal samples."""
     dt = _float_dtype(dtype)
-    arr = _rng(generator).standard_normal(_size(size), dtype=np.float64 if dt != np.float32 else np.float32)
+    arr = _rng(generator).standard_normal(
+        _size(size), dtype=np.float64 if dt != np.float32 else np.float32
+    )
     return _finish(arr.astype(dt, copy=False), requires_grad)
 
 
 def rand_like(t, *, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
-    return rand(*t._data.shape, generator=generator, dtype=dtype or t.dtype, requires_grad=requires_grad)
+    return rand(
+        *t._data.shape, generator=generator, dtype=dtype or t.dtype, requires_grad=requires_grad
+    )
 
 
 def randn_like(t, *, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
-    return randn(*t._data.shape, generator=generator, dtype=dtype or t.dtype, requires_grad=requires_grad)
+    return randn(
+        *t._data.shape, generator=generator, dtype=dtype or t.dtype, requires_grad=requires_grad
+    )
 
 
-def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randint(
+    low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False
+) -> Tensor:
     """Integers uniform in [low, high): ``randint(high, size)`` or ``randint(low, high, size)``."""
     if size is None:
         if high is None or not isinstance(high, list | tuple):
@@ -207,7 +231,9 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     elif high is None:
         low, high = 0, low
     if low >= high:
-        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+        raise RuntimeError(
+            f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}"
+        )
     arr = _rng(generator).integers(low, high, _size(tuple(size)), dtype=np.int64)
     dt = _np_dtype(dtype)
     return _finish(arr.astype(dt, copy=False) if dt is not None else arr, requires_grad)
@@ -244,19 +270,27 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
     squeeze = probs.ndim == 1
     probs2 = probs.reshape(-1, probs.shape[-1])
     if (probs2 < 0).any() or not np.isfinite(probs2).all():
-        raise RuntimeError("multinomial(): probability tensor contains either inf, nan or element < 0")
+        raise RuntimeError(
+            "multinomial(): probability tensor contains either inf, nan or element < 0"
+        )
     sums = probs2.sum(-1, keepdims=True)
     if (sums <= 0).any():
-        raise RuntimeError("multinomial(): invalid multinomial distribution (sum of probabilities <= 0)")
+        raise RuntimeError(
+            "multinomial(): invalid multinomial distribution (sum of probabilities <= 0)"
+        )
     if not replacement and num_samples > probs2.shape[-1]:
-        raise RuntimeError("multinomial(): cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+        raise RuntimeError(
+            "multinomial(): cannot sample n_sample > prob_dist.size(-1) samples without replacement"
+        )
     rng = _rng(generator)
     p = probs2 / sums
     out = np.empty((p.shape[0], num_samples), np.int64)
     for r in range(p.shape[0]):
         if replacement:
             c = np.cumsum(p[r])
-            out[r] = np.minimum(np.searchsorted(c, rng.random(num_samples) * c[-1], side="right"), p.shape[1] - 1)
+            out[r] = np.minimum(
+                np.searchsorted(c, rng.random(num_samples) * c[-1], side="right"), p.shape[1] - 1
+            )
         else:
             out[r] = rng.choice(p.shape[1], num_samples, replace=False, p=p[r])
     return _finish(out[0] if squeeze else out.reshape(probs.shape[:-1] + (num_samples,)), False)
@@ -271,7 +305,9 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
         raise RuntimeError("arange(): step must be nonzero")
     dt = _np_dtype(dtype) or _dtype.result_np_dtype(vals)
     n = max(0, math.ceil((vals[1] - vals[0]) / vals[2]))
-    arr = (vals[0] + np.arange(n, dtype=np.float64 if dt.kind == "f" else np.int64) * vals[2]).astype(dt)
+    arr = (
+        vals[0] + np.arange(n, dtype=np.float64 if dt.kind == "f" else np.int64) * vals[2]
+    ).astype(dt)
     return _finish(arr, requires_grad)
 
 
@@ -284,7 +320,9 @@ def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad=F
     return _finish(np.linspace(_scalar(start), _scalar(end), int(steps)).astype(dt), requires_grad)
 
 
-def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+def logspace(
+    start, end, steps: int, base: float = 10.0, *, dtype=None, device=None, requires_grad=False
+) -> Tensor:
     dt = _np_dtype(dtype) or _dtype.get_default_dtype().np
     return _finish(np.logspace(start, end, int(steps), base=base).astype(dt), requires_grad)
 

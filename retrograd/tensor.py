@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _dtype
 from .autograd.grad_mode import STATE
+from .autograd import node as _node
 from .autograd.node import Version
 
 
@@ -21,10 +22,10 @@ class _Handle:
     def __init__(self, store: dict):
         _Handle._next_id += 1
         self.id = _Handle._next_id
-        self._store = weakref.ref(store) if store is not None else None
+        self._store = store  # a plain dict cannot be weakly referenced
 
     def remove(self):
-        store = self._store() if self._store is not None else None
+        store = self._store
         if store is not None:
             store.pop(self.id, None)
 
@@ -234,9 +235,7 @@ class Tensor:
 
     @property
     def shape(self):
-        from .size import Size
-
-        return Size(self._data.shape)
+        return _Size(self._data.shape)
 
     def size(self, dim: int | None = None):
         if dim is None:
@@ -444,6 +443,10 @@ class device:  # noqa: N801 - PyTorch's name
 
 
 _CPU = device("cpu")
+
+_node._make = Tensor._make  # the ops' fast constructor, without an import per call
+from .size import Size as _Size  # noqa: E402  (size imports nothing from here)
+_node.Tensor = Tensor
 
 # Tensor subclasses (Parameter) keep Tensor's behaviour; the grad-mode flag is read often.
 _ = STATE

@@ -18,7 +18,7 @@ def _seq(x):
         return None
     from ..tensor import Tensor
 
-    return [x] if isinstance(x, Tensor) else list(x)
+    return [x] if isinstance(x, Tensor | np.ndarray) else list(x)
 
 
 def _make_grads(outputs, grad_outputs):

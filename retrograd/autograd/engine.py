@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import node as _node
 from .grad_mode import STATE
 from .node import Node
 
@@ -18,25 +19,26 @@ def _owner(arr):
 class _Run:
     """State of one backward pass."""
 
-    __slots__ = ("create_graph", "given", "capture", "accumulate")
+    __slots__ = ("create_graph", "given", "capture", "accumulate", "borrowed")
 
     def __init__(self, create_graph, capture, accumulate):
         self.create_graph = create_graph
-        self.given = set()  # owners of arrays already stored in some .grad
+        self.given = set()  # owners of arrays already stored in some .grad (or the user's seeds)
         self.capture = capture  # autograd.grad: key -> gradient
         self.accumulate = accumulate  # set of leaves allowed to accumulate, or None for all
+        # ids of tensors whose .grad array was taken without a copy in this pass: it may still
+        # be an operand of a pending vjp, so it must not be accumulated into in place.
+        self.borrowed = set()
 
     def own(self, g):
         """A gradient array safe to store in ``.grad`` (never shared with another .grad)."""
-        from ..tensor import Tensor
-
         arr = g._data
         key = _owner(arr)
         if key in self.given or not arr.flags.writeable or not arr.flags.c_contiguous:
             arr = np.array(arr, order="C")
             key = id(arr)
         self.given.add(key)
-        return Tensor._make(arr)
+        return _node._make(arr)
 
     def store(self, t, g):
         """Accumulate ``g`` into ``t.grad`` (a leaf, or a non-leaf that retains its grad)."""
@@ -44,8 +46,15 @@ class _Run:
             t._grad = g if t._grad is None else t._grad + g
         elif t._grad is None:
             t._grad = self.own(g)
+            self.borrowed.add(id(t))
         elif t._grad.requires_grad or not t._grad._data.flags.writeable:
             t._grad = (t._grad + g).detach()
+        elif id(t) in self.borrowed:
+            # out of place: the array now in .grad may be pending elsewhere in this pass
+            self.borrowed.discard(id(t))
+            arr = t._grad._data + g._data
+            self.given.add(id(arr))
+            t._grad = _node._make(arr)
         else:
             t._grad._data += g._data
             t._grad._bump()
@@ -57,8 +66,6 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
     With ``capture`` (``autograd.grad``), the gradients of ``inputs`` are returned instead of
     accumulated into ``.grad``; otherwise, when ``inputs`` is given, only those accumulate.
     """
-    from ..tensor import Tensor
-
     want_leaves = None
     want_nodes = None
     if inputs is not None:
@@ -94,8 +101,11 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
     if inputs is not None:
         needed = _needed(order, deps, want_leaves, want_nodes)
 
-    # 3. Seed the buffers.
+    # 3. Seed the buffers. The caller keeps its seeds: never store them in a .grad uncopied.
     buffers: dict = {}
+    for g in grads:
+        if g is not None:
+            run.given.add(_owner(g._data))
     for r, g in zip(roots, grads):
         fn = r.grad_fn
         if fn is None:
@@ -106,13 +116,18 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
     ready = [fn for fn in deps if deps[fn] == 0]
     prev_mode = STATE.enabled
     STATE.enabled = create_graph
+    leaf_grads: dict = {}
+    quiet = np.errstate(all="ignore")  # vjps of inf/nan stay silent, as in torch
+    quiet.__enter__()
     try:
         while ready:
             node = ready.pop()
             gs = buffers.pop(node, None)
             if gs is not None and needed is not None and node not in needed:
                 gs = None
-            if gs is not None:
+            if gs is not None and (
+                node.pre_hooks is not None or node.retained is not None or want_nodes is not None
+            ):
                 gs = _pre(run, node, gs, want_nodes, capture)
             if gs is not None:
                 in_grads = _call(node, gs)
@@ -133,8 +148,13 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
                     if c == 0:
                         ready.append(t)
                 elif g is not None:
-                    _to_leaf(run, t, g, want_leaves, capture)
+                    # sum a leaf's contributions first: its hooks see the total, once (torch)
+                    prev = leaf_grads.get(id(t))
+                    leaf_grads[id(t)] = (t, g) if prev is None else (t, prev[1] + g)
+        for t, g in leaf_grads.values():
+            _to_leaf(run, t, g, want_leaves, capture)
     finally:
+        quiet.__exit__(None, None, None)
         STATE.enabled = prev_mode
     if capture:
         return run.capture
@@ -180,7 +200,13 @@ def _add(buffers, node, idx, g):
             return
         gs = buffers[node] = [None] * node.n_outputs
     cur = gs[idx]
-    gs[idx] = g if cur is None else cur + g
+    if cur is None:
+        gs[idx] = g
+    elif STATE.enabled:  # create_graph: the sum is part of the graph of the gradient
+        gs[idx] = cur + g
+    else:  # same shape and dtype (checked in _call): skip the op machinery; never in place,
+        # the arrays may be shared (``x + x`` hands one array to both edges)
+        gs[idx] = _node._make(cur._data + g._data)
 
 
 def _pre(run, node, gs, want_nodes, capture):
@@ -220,38 +246,42 @@ def _checked_hook_result(r, g, where):
 
 
 def _call(node, gs):
-    from ..tensor import Tensor
-
+    Tensor = _node.Tensor
     if node.n_outputs == 1:
         out = node.backward(gs[0])
     else:
+        # Function ctx.set_materialize_grads(False): unused outputs' grads stay None
+        mat = getattr(node, "materialize_grads", True)
         filled = [
-            g if g is not None else Tensor._make(np.zeros(s, d))
+            g if g is not None or not mat else _node._make(np.zeros(s, d))
             for g, (s, d) in zip(gs, node.out_meta())
         ]
         out = node.backward(*filled)
-    if not isinstance(out, tuple):
-        out = (out,)
+    if type(out) is not tuple:
+        out = tuple(out) if isinstance(out, list) else (out,)
     meta = node.in_meta
     if len(out) != len(meta):
         raise RuntimeError(
             f"function {node.name()} returned an incorrect number of gradients "
             f"(expected {len(meta)}, got {len(out)})"
         )
+    nxt = node.next
     res = []
-    for i, (g, (shape, dt)) in enumerate(zip(out, meta)):
-        if g is None or node.next[i] is None:
+    for i, g in enumerate(out):
+        if g is None or nxt[i] is None:
             res.append(None)
             continue
+        shape, dt = meta[i]
         if not isinstance(g, Tensor):
-            g = Tensor._make(np.asarray(g, dtype=dt))
-        if g._data.shape != shape:
+            g = _node._make(np.asarray(g, dtype=dt))
+        d = g._data
+        if d.shape != shape:
             raise RuntimeError(
                 f"Function {node.name()} returned an invalid gradient at index {i} - got "
-                f"{list(g._data.shape)} but expected shape compatible with {list(shape)} "
+                f"{list(d.shape)} but expected shape compatible with {list(shape)} "
                 "(shapes do not match)"
             )
-        if g._data.dtype != dt:
+        if d.dtype is not dt and d.dtype != dt:
             if dt.kind != "f":
                 res.append(None)
                 continue

@@ -84,11 +84,16 @@ class Function:
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
-        raise NotImplementedError("You must implement the forward function for custom autograd.Function.")
+        raise NotImplementedError(
+            "You must implement the forward function for custom autograd.Function."
+        )
 
     @staticmethod
     def backward(ctx, *grad_outputs):
-        raise NotImplementedError("You must implement either the backward or vjp method for your custom autograd.Function to use it with backward mode AD.")
+        raise NotImplementedError(
+            "You must implement either the backward or vjp method for your custom "
+            "autograd.Function to use it with backward mode AD."
+        )
 
     vjp = backward
 
@@ -150,7 +155,9 @@ class Function:
         ctx.n_outputs_ = len(outs)
         saved = tuple(ctx.to_save)
         ctx.saved = saved
-        ctx.saved_versions = tuple(0 if t is None or t._version is None else t._version.value for t in saved)
+        ctx.saved_versions = tuple(
+            0 if t is None or t._version is None else t._version.value for t in saved
+        )
         return results[0] if single else tuple(results)
 
     def __init_subclass__(cls, **kw):

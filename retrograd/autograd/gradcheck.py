@@ -50,8 +50,8 @@ def _numerical_jacobian(fn, inputs, i, eps):
 
 
 def _analytical_jacobian(fn, inputs, diff_idx):
-    from . import grad as autograd_grad
     from ..tensor import Tensor
+    from . import grad as autograd_grad
 
     outs = _outputs(fn, inputs)
     jacs = {i: [np.zeros((o._data.size, inputs[i]._data.size)) for o in outs] for i in diff_idx}
@@ -63,7 +63,11 @@ def _analytical_jacobian(fn, inputs, diff_idx):
             go = np.zeros(o._data.size, o._data.dtype)
             go[r] = 1
             gs = autograd_grad(
-                o, diff_inputs, Tensor._make(go.reshape(o._data.shape)), retain_graph=True, allow_unused=True
+                o,
+                diff_inputs,
+                Tensor._make(go.reshape(o._data.shape)),
+                retain_graph=True,
+                allow_unused=True,
             )
             for i, g in zip(diff_idx, gs):
                 if g is not None:
@@ -118,7 +122,8 @@ def gradcheck(
                 msg = (
                     f"Jacobian mismatch for output {k} with respect to input {i},\n"
                     f"numerical:{n}\nanalytical:{a}\nlargest difference at {worst}: "
-                    f"numerical {n[worst] if diff.size else None}, analytical {a[worst] if diff.size else None}"
+                    f"numerical {n[worst] if diff.size else None}, analytical "
+                    f"{a[worst] if diff.size else None}"
                 )
                 if raise_exception:
                     raise GradcheckError(msg)
@@ -139,8 +144,8 @@ def gradgradcheck(
     **_ignored,
 ) -> bool:
     """Check second derivatives: gradcheck of the map (inputs, v) -> vjp(func)(v)."""
-    from . import grad as autograd_grad
     from ..tensor import Tensor
+    from . import grad as autograd_grad
 
     inputs = _tensors(inputs)
     diff_idx = [i for i, t in enumerate(inputs) if hasattr(t, "requires_grad") and t.requires_grad]
@@ -148,7 +153,9 @@ def gradgradcheck(
     if grad_outputs is None:
         rng = np.random.default_rng(0)
         grad_outputs = tuple(
-            Tensor._make(rng.standard_normal(o._data.shape).astype(o._data.dtype)).requires_grad_(True)
+            Tensor._make(rng.standard_normal(o._data.shape).astype(o._data.dtype)).requires_grad_(
+                True
+            )
             for o in outs
         )
     else:
@@ -167,9 +174,19 @@ def gradgradcheck(
             if not pairs:
                 return ()
             gs = autograd_grad(
-                [y for y, _ in pairs], diff, [v for _, v in pairs], create_graph=True,
+                [y for y, _ in pairs],
+                diff,
+                [v for _, v in pairs],
+                create_graph=True,
                 allow_unused=True,
             )
         return tuple(g for g in gs if g is not None)
 
-    return gradcheck(vjp_fn, tuple(inputs) + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)
+    return gradcheck(
+        vjp_fn,
+        tuple(inputs) + tuple(grad_outputs),
+        eps=eps,
+        atol=atol,
+        rtol=rtol,
+        raise_exception=raise_exception,
+    )

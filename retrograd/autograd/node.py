@@ -118,52 +118,92 @@ class Node:
                 f"{expected} instead. Hint: replace the in-place op by its out-of-place form "
                 "(e.g. y = y + 1 instead of y += 1), or clone() the tensor first."
             )
-        from ..tensor import Tensor
-
         if STATE.enabled:
-            return Tensor._make(self.out_data, True, self)
-        return Tensor._make(self.out_data)
+            return _make(self.out_data, True, self)
+        return _make(self.out_data)
 
     def release(self):
-        """Drop what the vjp needed (after backward, unless ``retain_graph``)."""
+        """Drop what the vjp needed (after backward, unless ``retain_graph``): the saved
+        tensors, the output, and any array a subclass kept in its own slots (a mask, a
+        normalised input...), so that memory falls as the backward pass proceeds."""
         self.saved = None
         self.out_data = None
         self.freed = True
+        for name in _array_slots(type(self)):
+            if isinstance(getattr(self, name, None), np.ndarray):
+                setattr(self, name, None)
+
+
+_SLOTS: dict = {}
+
+
+def _array_slots(cls) -> tuple:
+    """The ``__slots__`` that subclasses of Node add (where ops keep arrays for the vjp)."""
+    names = _SLOTS.get(cls)
+    if names is None:
+        seen = []
+        for k in cls.__mro__:
+            if k is Node or not issubclass(k, Node):
+                continue
+            slots = k.__dict__.get("__slots__", ())
+            for n in (slots,) if isinstance(slots, str) else slots:
+                if n not in ("__dict__", "__weakref__") and n not in seen:
+                    seen.append(n)
+        names = _SLOTS[cls] = tuple(seen)
+    return names
 
 
 def _edge(t):
     fn = t.grad_fn
     if fn is not None:
         return (fn, t._out_idx)
-    if t.requires_grad:
+    if t._requires_grad:
         return (t, 0)
     return None
 
 
+_make = None  # Tensor._make, bound by retrograd.tensor (which imports this module)
+Tensor = None  # the Tensor class, bound likewise
+
+
 def apply(cls, tensors, params=None):
     """Run op ``cls`` on Tensors; record a node when grad mode is on and an input needs grad."""
-    from ..tensor import Tensor
-
     node = cls()
-    arrays = [t._data for t in tensors]
-    out = node.forward(*arrays, **params) if params else node.forward(*arrays)
+    if params:
+        out = node.forward(*[t._data for t in tensors], **params)
+    else:
+        out = node.forward(*[t._data for t in tensors])
     if type(out) is not np.ndarray:
         out = np.asarray(out)  # NumPy returns scalars from 0-d ops
     if STATE.enabled:
         for t in tensors:
-            if t.requires_grad:
-                return _record(node, tensors, out, Tensor)
-    res = Tensor._make(out)
+            if t._requires_grad:
+                return _record(node, tensors, out)
+    res = _make(out)
     if cls.is_view:
         res._version = tensors[0]._vc()
-    if STATE.anomaly:
+        res._view = (tensors[0], node)  # in-place writes to the view go through the base
+    if STATE.anomaly and STATE.enabled:  # inside a backward pass, its node reports instead
+        node.trace = None
         _check_forward(node, tensors, out)
     return res
 
 
-def _record(node, tensors, out, Tensor):
-    node.next = tuple([_edge(t) for t in tensors])
-    node.in_meta = tuple([(t._data.shape, t._data.dtype) for t in tensors])
+def _record(node, tensors, out):
+    nxt = []
+    meta = []
+    for t in tensors:
+        d = t._data
+        meta.append((d.shape, d.dtype))
+        fn = t.grad_fn
+        if fn is not None:
+            nxt.append((fn, t._out_idx))
+        elif t._requires_grad:
+            nxt.append((t, 0))
+        else:
+            nxt.append(None)
+    node.next = tuple(nxt)
+    node.in_meta = tuple(meta)
     node.freed = False
     node.pre_hooks = None
     node.retained = None
@@ -174,9 +214,10 @@ def _record(node, tensors, out, Tensor):
         node.saved_versions = tuple([0 if t._version is None else t._version.value for t in saved])
     else:
         node.saved = ()
-    res = Tensor._make(out, True, node)
+    res = _make(out, True, node)
     if node.is_view:
         res._version = tensors[0]._vc()
+        res._view = (tensors[0], node)  # in-place writes to the view go through the base
     if node.save_output:
         node.out_data = out
         vc = res._vc()

@@ -1,1 +1,1 @@
-"""The retrograd command."""
+"""The ``retrograd`` command (``retrograd.cli.main:main``)."""

@@ -106,6 +106,12 @@ def node_values(root: Tensor, order, leaves):
             e = n.next[i] if i < len(n.next) else None
             if e is not None and t is not None and isinstance(e[0], Node):
                 vals.setdefault((e[0], e[1]), t._data)
+    # Output shapes, from what each consumer recorded about its inputs.
+    out_shapes = {}
+    for n in order:
+        for e, (shape, _) in zip(n.next, n.in_meta):
+            if e is not None and isinstance(e[0], Node) and e[1] == 0:
+                out_shapes[e[0]] = shape
     # Forward order = reverse topological order.
     for n in reversed(order):
         if (n, 0) in vals or n.n_outputs != 1:
@@ -125,7 +131,17 @@ def node_values(root: Tensor, order, leaves):
                     out = _param_forward(n, arrays)
                 vals[(n, 0)] = np.asarray(out)
             except Exception:  # noqa: BLE001 - ops with forward params we do not know
-                pass
+                shape = out_shapes.get(n)
+                if shape is not None and len(arrays) == 1:
+                    # Movement ops (view, reshape, expand): same elements, a known new shape.
+                    a = arrays[0]
+                    if a.size == int(np.prod(shape)):
+                        vals[(n, 0)] = a.reshape(shape)
+                    elif "Expand" in type(n).__name__:
+                        try:
+                            vals[(n, 0)] = np.broadcast_to(a, shape)
+                        except ValueError:
+                            pass
     return vals
 
 
@@ -165,7 +181,8 @@ def fmt_array(a, precision: int = 4, max_elems: int = 8) -> str:
             return f"{v:.{precision}g}"
         return str(v)
     if a.size <= max_elems:
-        return np.array2string(a, precision=precision, separator=", ", suppress_small=False)
+        txt = np.array2string(a, precision=precision, separator=", ", max_line_width=10**6)
+        return " ".join(txt.split())
     af = a.astype(np.float64) if a.dtype.kind in "fiub" else a
     return (
         f"<{a.dtype} {list(a.shape)} mean={af.mean():.{precision}g} "

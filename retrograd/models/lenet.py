@@ -1,4 +1,4 @@
-"""``LeNet``: a small convolutional classifier for 1x28x28 images (two conv-relu-pool stages + MLP)."""
+"""``LeNet``: a small convolutional classifier for 1x28x28 images (conv-relu-pool x2 + MLP)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,11 @@ def as_operand(x, like: Tensor | None = None) -> Tensor:
     if isinstance(x, np.ndarray):
         return Tensor._make(x)
     if isinstance(x, int | float | bool | np.generic):
-        dt = _dtype.result_np_dtype([like._data, x]) if like is not None else _dtype.result_np_dtype([x])
+        dt = (
+            _dtype.result_np_dtype([like._data, x])
+            if like is not None
+            else _dtype.result_np_dtype([x])
+        )
         return Tensor._make(np.asarray(x, dtype=dt))
     from ..creation import _as_array
 
@@ -58,15 +62,52 @@ def cast(t: Tensor, np_dtype) -> Tensor:
     return Tensor._make(t._data.astype(np_dtype))
 
 
+_PY_NUM = (float, int)
+
+
+def _fast2(a, b, float_only: bool):
+    """``prepare`` for the common binary cases (same dtype and shape, or a float tensor with a
+    Python number, or a 0-d operand that needs no grad); None when the general path is needed."""
+    if isinstance(a, Tensor):
+        ad = a._data
+        dt = ad.dtype
+        if isinstance(b, Tensor):
+            bd = b._data
+            if bd.dtype is not dt and bd.dtype != dt:
+                return None
+            if float_only and dt.kind != "f":
+                return None
+            if ad.shape == bd.shape:
+                return [a, b]
+            if (not ad.ndim and not (a._requires_grad and STATE.enabled)) or (
+                not bd.ndim and not (b._requires_grad and STATE.enabled)
+            ):
+                return [a, b]  # a 0-d constant broadcasts against anything, no vjp to reduce
+            return None
+        if type(b) in _PY_NUM and dt.kind == "f":
+            return [a, Tensor._make(np.asarray(b, dt))]
+        return None
+    if isinstance(b, Tensor) and type(a) in _PY_NUM and b._data.dtype.kind == "f":
+        return [Tensor._make(np.asarray(a, b._data.dtype)), b]
+    return None
+
+
 def prepare(op: str, operands: list, float_only: bool = False) -> list:
     """Promote operands to one dtype (PyTorch rules) and, for those that need grad,
     broadcast explicitly so that the op's vjp sees equal shapes (its gradient is a sum_to)."""
-    first = next(x for x in operands if isinstance(x, Tensor))
+    if len(operands) == 2:
+        fast = _fast2(operands[0], operands[1], float_only)
+        if fast is not None:
+            return fast
+    first = next((x for x in operands if isinstance(x, Tensor)), None)  # where(c, 1, 0)
     raw = [x._data if isinstance(x, Tensor) else x for x in operands]
     dt = _dtype.result_np_dtype(raw)
     if float_only and dt.kind != "f":
         dt = _dtype.get_default_dtype().np
-    ts = [cast(as_operand(x, first), dt) if isinstance(x, Tensor) else Tensor._make(np.asarray(x, dt)) for x in operands]
+    ts = [
+        cast(as_operand(x, first), dt) if isinstance(x, Tensor) else Tensor._make(np.asarray(x, dt))
+        for x in operands
+    ]
     shapes = [t._data.shape for t in ts]
     s0 = shapes[0]
     if any(s != s0 for s in shapes):
@@ -106,13 +147,14 @@ def dims(dim, ndim: int, op: str):
     if dim is None:
         return tuple(range(ndim))
     if isinstance(dim, int | np.integer):
-        return (_wrap_dim(dim, ndim, op),)
+        d = _wrap_dim(dim, ndim, op)
+        return (d,) if ndim else ()  # a 0-d tensor accepts dim 0 / -1 and reduces nothing
     if isinstance(dim, Tensor):
         return dims(dim.tolist(), ndim, op)
     axes = tuple(sorted({_wrap_dim(d, ndim, op) for d in dim}))
     if len(axes) != len(tuple(dim)):
         raise RuntimeError(f"{op}(): dim {tuple(dim)} appears multiple times in the list of dims")
-    return axes
+    return axes if ndim else ()
 
 
 def to_tensor_result(x) -> np.ndarray:

@@ -76,11 +76,13 @@ class Mul(Node):
     save_inputs = (0, 1)
 
     def forward(self, a, b):
-        return a * b
+        with errstate(invalid="ignore", over="ignore"):  # inf * 0 is nan, silently (torch)
+            return a * b
 
     def backward(self, g):
         a, b = self.saved_tensors()
-        return g * b, g * a
+        nxt = self.next  # skip the vjp of an input that needs no grad (e.g. x * 0.5)
+        return (g * b if nxt[0] is not None else None), (g * a if nxt[1] is not None else None)
 
 
 class Div(Node):
@@ -114,7 +116,8 @@ class Pow(Node):
         a, b = self.saved_tensors()
         ga = gb = None
         if self.next[0] is not None:
-            ga = g * b * a ** (b - 1)
+            # exponent 0: the base's grad is 0 even at base 0 (not 0 * inf = nan), as in torch
+            ga = g * b * a ** where(b == 0, 0.0, b - 1)
         if self.next[1] is not None:
             out = self.output()
             safe_log = where((a == 0) & (b >= 0), 0.0, log(a))
@@ -190,7 +193,7 @@ class Minimum(Node):
 
 
 def _tie_weights(win, tie, dt):
-    w = win.astype(dt)
+    w = np.asarray(win).astype(dt)  # 0-d comparisons give NumPy scalars
     w[tie] = 0.5
     return Tensor._make(w)
 
@@ -252,7 +255,10 @@ def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
         return floor_divide(input, other)
     if rounding_mode == "trunc":
         return _int_like(trunc(div(input, other)), input, other)
-    raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
+    raise ValueError(
+        "div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+        f"'{rounding_mode}'"
+    )
 
 
 def _both_int(a, b):
@@ -304,7 +310,11 @@ def fmod(input, other) -> Tensor:
 
 def pow(input, exponent) -> Tensor:  # noqa: A001 - PyTorch's name
     """``input ** exponent``; integer tensors to negative integer powers raise as in PyTorch."""
-    if isinstance(input, Tensor) and isinstance(exponent, int | float) and not isinstance(exponent, bool):
+    if (
+        isinstance(input, Tensor)
+        and isinstance(exponent, int | float)
+        and not isinstance(exponent, bool)
+    ):
         if input._data.dtype.kind in "iub":
             if isinstance(exponent, float):
                 input = input.to(_default_float())
@@ -359,12 +369,17 @@ def where(condition, input=None, other=None) -> Tensor:
         if c.dtype.kind in "iuf":
             c = c.astype(bool)
         else:
-            raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {c.dtype}")
+            raise RuntimeError(
+                "where expected condition to be a boolean tensor, but got a tensor with dtype "
+                f"{c.dtype}"
+            )
     a, b = prepare("where", [input, other])
     if STATE.enabled and (a._requires_grad or b._requires_grad):
         from ._util import broadcast_shape, expand_to
 
-        shape = broadcast_shape(broadcast_shape(c.shape, a._data.shape, "where"), b._data.shape, "where")
+        shape = broadcast_shape(
+            broadcast_shape(c.shape, a._data.shape, "where"), b._data.shape, "where"
+        )
         if a._requires_grad and a._data.shape != shape:
             a = expand_to(a, shape)
         if b._requires_grad and b._data.shape != shape:
@@ -375,10 +390,19 @@ def where(condition, input=None, other=None) -> Tensor:
 
 
 def nonzero(input, *, as_tuple=False):
-    idx = np.nonzero(input._data)
+    """Indices of the non-zero entries: an (n, ndim) int64 tensor, or a tuple of 1-D ones."""
+    a = input._data
+    if a.ndim == 0:
+        n = int(bool(a))
+        if as_tuple:
+            return (Tensor._make(np.zeros(n, np.int64)),)
+        return Tensor._make(np.zeros((n, 0), np.int64))
+    idx = np.nonzero(a)
     if as_tuple:
         return tuple(Tensor._make(i.astype(np.int64)) for i in idx)
-    return Tensor._make(np.stack(idx, axis=1).astype(np.int64) if idx else np.zeros((0, 0), np.int64))
+    return Tensor._make(
+        np.stack(idx, axis=1).astype(np.int64) if idx else np.zeros((0, 0), np.int64)
+    )
 
 
 def lerp(input, end, weight) -> Tensor:
@@ -606,7 +630,10 @@ class Relu(Node):
         return np.maximum(a, 0)
 
     def backward(self, g):
-        return (g * (self.output() > 0),)
+        out = self.output()
+        if not STATE.enabled:  # fast path (no create_graph): one NumPy multiply by the mask
+            return (Tensor._make(g._data * (out._data > 0)),)
+        return (g * (out > 0),)
 
 
 class Clamp(Node):
@@ -685,6 +712,8 @@ class Gelu(Node):
 
     def backward(self, g):
         (a,) = self.saved_tensors()
+        if self.approximate == "tanh" and not STATE.enabled and a._data.dtype.kind == "f":
+            return (Tensor._make(_gelu_tanh_vjp(a._data, g._data)),)
         if self.approximate == "tanh":
             a2 = a * a
             t = tanh((a + a2 * a * 0.044715) * _K)
@@ -693,6 +722,33 @@ class Gelu(Node):
         cdf = 0.5 * (1.0 + erf(a * _INV_SQRT2))
         pdf = exp(a * a * -0.5) * _INV_SQRT_2PI
         return (g * (cdf + a * pdf),)
+
+
+def _gelu_tanh_vjp(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``g * d gelu_tanh(x) / dx`` in NumPy with three temporaries, all in place.
+
+    NOTE: the engine's fast path (no create_graph); the Tensor formula above builds ~18
+    full-size temporaries, and this vjp sits in every GPT MLP block.
+    """
+    dt = np.result_type(x, g)
+    x2 = np.multiply(x, x, dtype=dt)
+    t = np.multiply(x2, 0.044715, dtype=dt)
+    t += 1.0
+    t *= x
+    t *= _K
+    np.tanh(t, out=t)  # t = tanh(K (x + 0.044715 x^3))
+    s = np.multiply(t, t, dtype=dt)
+    np.subtract(1.0, s, out=s)  # 1 - t^2
+    x2 *= 3 * 0.044715
+    x2 += 1.0
+    x2 *= _K * 0.5
+    x2 *= s
+    x2 *= x  # 0.5 x (1 - t^2) K (1 + 3 0.044715 x^2)
+    t += 1.0
+    t *= 0.5
+    t += x2
+    t *= g
+    return t
 
 
 _K = math.sqrt(2.0 / math.pi)
@@ -879,6 +935,8 @@ def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002
         if max is not None:
             out = where(out > max, max, out)
         return out
+    if input._data.dtype.kind in "iub" and (isinstance(min, float) or isinstance(max, float)):
+        input = _floatify(input)  # int tensor, float bounds: the default float, as in torch
     return apply(Clamp, (input,), {"lo": min, "hi": max, "inclusive": True})
 
 
@@ -966,6 +1024,8 @@ def tanhshrink(input) -> Tensor:
 
 def _compare(fn, name):
     def op(input, other) -> Tensor:
+        if other is None and name in ("eq", "ne"):
+            return name == "ne"  # ``t == None`` is False, as in torch
         a = input._data if isinstance(input, Tensor) else input
         b = other._data if isinstance(other, Tensor) else other
         if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape != b.shape:
@@ -987,10 +1047,18 @@ ge = _compare(np.greater_equal, "ge")
 less, less_equal, greater, greater_equal, not_equal = lt, le, gt, ge, ne
 
 
+def _check_bcast(a, b, name):
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape != b.shape:
+        from ._util import broadcast_shape
+
+        broadcast_shape(a.shape, b.shape, name)
+
+
 def _bool_op(fn, name):
     def op(input, other) -> Tensor:
         a = input._data if isinstance(input, Tensor) else input
         b = other._data if isinstance(other, Tensor) else other
+        _check_bcast(a, b, name)
         return Tensor._make(np.asarray(fn(a, b)))
 
     op.__name__ = name
@@ -1008,7 +1076,8 @@ def _bitwise(fn, name):
         b = other._data if isinstance(other, Tensor) else other
         for x in (a, b):
             if isinstance(x, np.ndarray) and x.dtype.kind == "f" or isinstance(x, float):
-                raise RuntimeError(f'"{name}_cpu" not implemented for \'Float\'')
+                raise RuntimeError(f"\"{name}_cpu\" not implemented for 'Float'")
+        _check_bcast(a, b, name)
         return Tensor._make(np.asarray(fn(a, b)))
 
     op.__name__ = name
@@ -1043,7 +1112,9 @@ def isfinite(input) -> Tensor:
 
 
 def isclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> Tensor:
-    return Tensor._make(np.asarray(np.isclose(input._data, as_operand(other)._data, rtol, atol, equal_nan)))
+    return Tensor._make(
+        np.asarray(np.isclose(input._data, as_operand(other)._data, rtol, atol, equal_nan))
+    )
 
 
 def allclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:

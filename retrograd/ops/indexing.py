@@ -54,10 +54,20 @@ class GetItem(Node):
     def forward(self, a, idx, advanced):
         self.idx, self.advanced, self.in_shape = idx, advanced, a.shape
         out = _index(a, idx, a.shape)
-        return out if advanced else out  # basic indexing returns a view
+        if not advanced and type(out) is not np.ndarray:
+            # all-int index: NumPy returns a scalar copy; a 0-d view keeps in-place writes
+            # (x[0].mul_(2)) landing in x, as in torch
+            out = a[idx + (Ellipsis,)] if Ellipsis not in idx else np.asarray(out)
+        return out
 
     def backward(self, g):
-        return (apply(IndexAddZeros, (g,), {"idx": self.idx, "advanced": self.advanced, "shape": self.in_shape}),)
+        return (
+            apply(
+                IndexAddZeros,
+                (g,),
+                {"idx": self.idx, "advanced": self.advanced, "shape": self.in_shape},
+            ),
+        )
 
     @classmethod
     def op_name(cls):
@@ -100,7 +110,10 @@ def getitem(input, idx) -> Tensor:
     """``input[idx]``: ints, slices with steps, None, Ellipsis, bool masks, integer arrays."""
     idx, advanced = _norm_index(idx)
     if not advanced and len(idx) == 1 and isinstance(idx[0], int) and input._data.ndim == 0:
-        raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` to convert a 0-dim tensor to a number")
+        raise IndexError(
+            "invalid index of a 0-dim tensor. Use `tensor.item()` to convert a 0-dim tensor to a "
+            "number"
+        )
     return apply(GetItem if advanced else GetItemView, (input,), {"idx": idx, "advanced": advanced})
 
 
@@ -115,7 +128,10 @@ class IndexPut(Node):
         try:
             out[idx] = v
         except ValueError as e:
-            raise ShapeError(f"index_put: shape mismatch: value tensor of shape {list(v.shape)} cannot be broadcast to indexing result ({e})") from None
+            raise ShapeError(
+                f"index_put: shape mismatch: value tensor of shape {list(v.shape)} cannot be "
+                f"broadcast to indexing result ({e})"
+            ) from None
         return out
 
     def backward(self, g):
@@ -148,9 +164,15 @@ def setitem(input, idx, value) -> None:
     try:
         input._data[nidx] = v._data
     except ValueError as e:
-        raise ShapeError(f"shape mismatch: value tensor of shape {list(v._data.shape)} cannot be broadcast to indexing result of shape {list(input._data[nidx].shape)}") from e
+        raise ShapeError(
+            f"shape mismatch: value tensor of shape {list(v._data.shape)} cannot be broadcast to "
+            f"indexing result of shape {list(input._data[nidx].shape)}"
+        ) from e
     except IndexError as e:
-        raise IndexError(f"{str(e).replace('axis', 'dimension')} (indexing a tensor of shape {tuple(input._data.shape)})") from None
+        raise IndexError(
+            f"{str(e).replace('axis', 'dimension')} (indexing a tensor of shape "
+            f"{tuple(input._data.shape)})"
+        ) from None
     input._bump()
 
 
@@ -186,11 +208,14 @@ def gather(input, dim: int, index, *, sparse_grad=False) -> Tensor:
     d = _wrap_dim(dim, nd, "gather")
     ix = index._data
     if ix.ndim != nd:
-        raise RuntimeError("gather(): Index tensor must have the same number of dimensions as input tensor")
+        raise RuntimeError(
+            "gather(): Index tensor must have the same number of dimensions as input tensor"
+        )
     for ax in range(nd):
         if ax != d and ix.shape[ax] > input._data.shape[ax]:
             raise RuntimeError(
-                f"Size does not match at dimension {ax} expected index {list(ix.shape)} to be smaller "
+                f"Size does not match at dimension {ax} expected index {list(ix.shape)} to be "
+                "smaller "
                 f"than self {list(input._data.shape)} apart from dimension {d}"
             )
     _check_index(index, input._data.shape[d], "gather")
@@ -202,8 +227,20 @@ def take_along_dim(input, indices, dim=None) -> Tensor:
         return gather(input.reshape(-1), 0, indices.reshape(-1))
     d = _wrap_dim(dim, input._data.ndim, "take_along_dim")
     ix = indices._data
-    shape = list(np.broadcast_shapes(tuple(s if i != d else 1 for i, s in enumerate(input._data.shape)),
-                                      tuple(s if i != d else 1 for i, s in enumerate(ix.shape))))
+    if ix.ndim != input._data.ndim:
+        raise RuntimeError(
+            f"take_along_dim(): input and indices should have the same number of dimensions, "
+            f"but got {input._data.ndim} dimensions for input, and {ix.ndim} dimensions for indices"
+        )
+    from ._util import broadcast_shape
+
+    shape = list(
+        broadcast_shape(
+            tuple(s if i != d else 1 for i, s in enumerate(input._data.shape)),
+            tuple(s if i != d else 1 for i, s in enumerate(ix.shape)),
+            "take_along_dim",
+        )
+    )
     ishape = list(shape)
     ishape[d] = ix.shape[d]
     xshape = list(shape)
@@ -254,7 +291,9 @@ class Scatter(Node):
 
     def backward(self, g):
         ga = g * Tensor._make(~self.written)
-        gs = getitem(g, self.idx) * Tensor._make(self.src_mask) if self.next[1] is not None else None
+        gs = (
+            getitem(g, self.idx) * Tensor._make(self.src_mask) if self.next[1] is not None else None
+        )
         return ga, gs
 
 
@@ -263,7 +302,9 @@ def _scatter_args(input, dim, index, src, op):
     d = _wrap_dim(dim, nd, op)
     ix = index._data
     if ix.ndim != nd and ix.size:
-        raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions as self tensor")
+        raise RuntimeError(
+            f"{op}(): Index tensor must have the same number of dimensions as self tensor"
+        )
     _check_index(index, input._data.shape[d], op)
     src = as_operand(src, input)
     if src._data.dtype != input._data.dtype:
@@ -296,13 +337,24 @@ def scatter_add(input, dim: int, index, src) -> Tensor:
 def index_add(input, dim: int, index, source, *, alpha=1) -> Tensor:
     d = _wrap_dim(dim, input._data.ndim, "index_add")
     _check_index(index, input._data.shape[d], "index_add")
+    if index._data.ndim > 1:
+        raise IndexError("index_add_(): Index is supposed to be a vector")
     src = source if alpha == 1 else source * alpha
+    want = input._data.shape[:d] + (index._data.size,) + input._data.shape[d + 1 :]
+    if src._data.shape != want and not (src._data.ndim == 0 and input._data.ndim == 0):
+        raise ShapeError(
+            f"index_add_(): source of shape {tuple(src._data.shape)} does not match the input "
+            f"{tuple(input._data.shape)} with {index._data.size} indices along dim {d} "
+            f"(expected {want})"
+        )
     idx = (slice(None),) * d + (index._data,)
     return apply(ScatterAdd, (input, src), {"idx": idx})
 
 
 def index_fill(input, dim, index, value):
     d = _wrap_dim(dim, input._data.ndim, "index_fill")
+    index = as_operand(index)
+    _check_index(index, input._data.shape[d] if input._data.ndim else 1, "index_fill")
     mask = np.zeros(input._data.shape, bool)
     mask[(slice(None),) * d + (index._data,)] = True
     return masked_fill(input, Tensor._make(mask), value)
@@ -312,7 +364,9 @@ def masked_fill(input, mask, value) -> Tensor:
     """Replace entries where ``mask`` is True by ``value``."""
     m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
-        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {m.dtype}")
+        raise RuntimeError(
+            f"masked_fill_ only supports boolean masks, but got mask with dtype {m.dtype}"
+        )
     from ._util import broadcast_shape
 
     broadcast_shape(input._data.shape, m.shape, "masked_fill")
@@ -323,21 +377,36 @@ def masked_fill(input, mask, value) -> Tensor:
         v = Tensor._make(v._data.astype(input._data.dtype))
     out = where(Tensor._make(m), v, input)
     if out._data.shape != input._data.shape:
-        raise ShapeError(f"masked_fill: mask of shape {list(m.shape)} cannot broadcast to input {list(input._data.shape)}")
+        raise ShapeError(
+            f"masked_fill: mask of shape {list(m.shape)} cannot broadcast to input "
+            f"{list(input._data.shape)}"
+        )
     return out
 
 
 def masked_select(input, mask) -> Tensor:
-    m = np.broadcast_to(mask._data, np.broadcast_shapes(mask._data.shape, input._data.shape))
+    """The entries of ``input`` where ``mask`` (broadcast) is True, as a 1-D tensor."""
+    from ._util import broadcast_shape
+
+    if mask._data.dtype != np.bool_:
+        raise RuntimeError(f"masked_select: expected BoolTensor for mask, got {mask.dtype.name}")
+    shape = broadcast_shape(mask._data.shape, input._data.shape, "masked_select")
+    m = np.broadcast_to(mask._data, shape)
     x = input.expand(*m.shape) if input._data.shape != m.shape else input
     return getitem(x, (m,))
 
 
 def _tri(input, diagonal, upper):
     if input._data.ndim < 2:
-        raise RuntimeError(f"{'triu' if upper else 'tril'}: input tensor must have at least 2 dimensions")
+        raise RuntimeError(
+            f"{'triu' if upper else 'tril'}: input tensor must have at least 2 dimensions"
+        )
     n, m = input._data.shape[-2:]
-    keep = np.triu(np.ones((n, m), bool), diagonal) if upper else np.tril(np.ones((n, m), bool), diagonal)
+    keep = (
+        np.triu(np.ones((n, m), bool), diagonal)
+        if upper
+        else np.tril(np.ones((n, m), bool), diagonal)
+    )
     from .elementwise import where
 
     zero = Tensor._make(np.zeros((), input._data.dtype))
@@ -359,7 +428,9 @@ def one_hot(tensor, num_classes: int = -1) -> Tensor:
     if num_classes == -1:
         num_classes = int(ix.max()) + 1 if ix.size else 0
     if ix.size and (ix.min() < 0 or ix.max() >= num_classes):
-        raise RuntimeError(f"Class values must be smaller than num_classes ({num_classes}) and non-negative.")
+        raise RuntimeError(
+            f"Class values must be smaller than num_classes ({num_classes}) and non-negative."
+        )
     out = np.zeros(ix.shape + (num_classes,), np.int64)
     np.put_along_axis(out, ix[..., None], 1, axis=-1)
     return Tensor._make(out)

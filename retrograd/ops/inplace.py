@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.grad_mode import STATE
+from ..autograd.node import Node, apply
 from ..tensor import Tensor
 from ._util import ShapeError
 
@@ -33,6 +34,9 @@ def commit(t: Tensor, compute, needs_old: bool = True, op: str = "in-place op") 
     """
     check_writable(t, op)
     if STATE.enabled:
+        view = t.__dict__.get("_view")
+        if view is not None and np.may_share_memory(t._data, view[0]._data):
+            return _commit_view(t, view[0], view[1], compute, needs_old, op)
         old = Tensor._make(t._data.copy() if needs_old else t._data, t._requires_grad, t.grad_fn)
         old._out_idx = t._out_idx
         new = compute(old)
@@ -45,7 +49,8 @@ def commit(t: Tensor, compute, needs_old: bool = True, op: str = "in-place op") 
         )
     if not np.can_cast(new._data.dtype, t._data.dtype, "same_kind"):
         raise RuntimeError(
-            f"{op}: result type {new.dtype.name} can't be cast to the desired output type {t.dtype.name}"
+            f"{op}: result type {new.dtype.name} can't be cast to the desired output type "
+            f"{t.dtype.name}"
         )
     if new._data is not t._data:
         np.copyto(t._data, new._data, casting="unsafe")
@@ -61,3 +66,71 @@ def commit(t: Tensor, compute, needs_old: bool = True, op: str = "in-place op") 
             vc = t._vc()
             fn.out_version = (vc, vc.value)
     return t
+
+
+def _commit_view(t, base, vnode, compute, needs_old, op):
+    """In-place op on a view of a tensor in the graph: compute the view's new value, write
+    it into the base with a differentiable scatter (the base gets the new node, as torch's
+    CopySlices), then make ``t`` a fresh view of the updated base."""
+    old = Tensor._make(t._data.copy() if needs_old else t._data, t._requires_grad, t.grad_fn)
+    old._out_idx = t._out_idx
+    new = compute(old)
+    if new._data.shape != t._data.shape:
+        raise ShapeError(
+            f"{op}: output with shape {list(t._data.shape)} doesn't match the broadcast shape "
+            f"{list(new._data.shape)}"
+        )
+    if new._data.dtype != t._data.dtype:
+        if not np.can_cast(new._data.dtype, t._data.dtype, "same_kind"):
+            raise RuntimeError(
+                f"{op}: result type {new.dtype.name} can't be cast to the desired output type "
+                f"{t.dtype.name}"
+            )
+        new = new.to(t.dtype)
+    if not (new._requires_grad or base._requires_grad):
+        np.copyto(t._data, new._data, casting="unsafe")  # nothing to record
+        t._bump()
+        return t
+    kind = type(vnode).__name__
+    if kind == "GetItemView":
+        from .indexing import IndexPut
+
+        put = lambda b: apply(IndexPut, (b, new), {"idx": vnode.idx})  # noqa: E731
+        params = {"idx": vnode.idx, "advanced": False}
+    elif kind == "Reshape":
+        put = lambda b: new.reshape(b._data.shape)  # noqa: E731
+        params = {"shape": t._data.shape}
+    elif kind == "Permute":
+        inv = tuple(int(i) for i in np.argsort(vnode.perm))
+        put = lambda b: new.permute(*inv)  # noqa: E731
+        params = {"perm": vnode.perm}
+    else:
+        raise RuntimeError(
+            f"{op}: in-place modification of a {kind} view of a tensor that requires grad is "
+            "not supported; clone() the view first."
+        )
+    commit(base, put, False, op)
+    if base._requires_grad and STATE.enabled:
+        r = apply(type(vnode), (base,), params)
+        t.grad_fn = r.grad_fn
+        t._out_idx = 0
+        t._requires_grad = True
+        t._view = (base, r.grad_fn)
+    return t
+
+
+class Fill(Node):
+    """Overwrite with a constant: the old value gets a zero gradient (``zero_``/``fill_``)."""
+
+    __slots__ = ()
+
+    def forward(self, a, value):
+        return np.full(a.shape, value, a.dtype)
+
+    def backward(self, g):
+        return (Tensor._make(np.zeros(g._data.shape, g._data.dtype)),)
+
+
+def fill(t: Tensor, value) -> Tensor:
+    """Out-of-place fill that stays in the graph (the vjp of the old value is 0)."""
+    return apply(Fill, (t,), {"value": value})

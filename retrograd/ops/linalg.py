@@ -52,12 +52,14 @@ def matmul(input, other) -> Tensor:
     a, b = input, other
     if a._data.ndim == 0 or b._data.ndim == 0:
         raise RuntimeError(
-            f"both arguments to matmul need to be at least 1D, but they are {a._data.ndim}D and {b._data.ndim}D"
+            f"both arguments to matmul need to be at least 1D, but they are {a._data.ndim}D and "
+            f"{b._data.ndim}D"
         )
     if a._data.dtype != b._data.dtype:
         if a._data.dtype.kind == "f" and b._data.dtype.kind == "f":
             raise RuntimeError(
-                f"expected m1 and m2 to have the same dtype, but got: {a.dtype.name} != {b.dtype.name}"
+                f"expected m1 and m2 to have the same dtype, but got: {a.dtype.name} != "
+                f"{b.dtype.name}"
             )
         a, b = promote([a, b])
     if a._data.shape[-1] != b._data.shape[-2 if b._data.ndim > 1 else 0]:
@@ -103,13 +105,17 @@ def matmul(input, other) -> Tensor:
 
 def mm(input, mat2) -> Tensor:
     if input._data.ndim != 2 or mat2._data.ndim != 2:
-        raise RuntimeError(f"mm(): expected 2-D tensors, got {input._data.ndim}-D and {mat2._data.ndim}-D")
+        raise RuntimeError(
+            f"mm(): expected 2-D tensors, got {input._data.ndim}-D and {mat2._data.ndim}-D"
+        )
     return matmul(input, mat2)
 
 
 def bmm(input, mat2) -> Tensor:
     if input._data.ndim != 3 or mat2._data.ndim != 3:
-        raise RuntimeError(f"bmm(): batch1 must be a 3D tensor, got {input._data.ndim}-D and {mat2._data.ndim}-D")
+        raise RuntimeError(
+            f"bmm(): batch1 must be a 3D tensor, got {input._data.ndim}-D and {mat2._data.ndim}-D"
+        )
     if input._data.shape[0] != mat2._data.shape[0]:
         raise ShapeError(
             f"bmm(): batch sizes differ: {tuple(input._data.shape)} and {tuple(mat2._data.shape)}"
@@ -123,7 +129,9 @@ def mv(input, vec) -> Tensor:
 
 def dot(input, other) -> Tensor:
     if input._data.ndim != 1 or other._data.ndim != 1:
-        raise RuntimeError(f"1D tensors expected, but got {input._data.ndim}D and {other._data.ndim}D tensors")
+        raise RuntimeError(
+            f"1D tensors expected, but got {input._data.ndim}D and {other._data.ndim}D tensors"
+        )
     return matmul(input, other)
 
 
@@ -131,6 +139,11 @@ inner = dot
 
 
 def outer(input, vec2) -> Tensor:
+    """Outer product of two 1-D tensors."""
+    if input._data.ndim != 1 or vec2._data.ndim != 1:
+        raise RuntimeError(
+            f"outer: Expected 1-D arguments, but got {input._data.ndim}-D and {vec2._data.ndim}-D"
+        )
     return input.unsqueeze(-1) * vec2.unsqueeze(0)
 
 
@@ -172,11 +185,17 @@ class Einsum(Node):
             osubs = [s for j, s in enumerate(self.ins) if j != i]
             present = set(self.out).union(*osubs) if osubs else set(self.out)
             missing = [c for c in sub if c not in present]
-            gi = einsum(",".join([self.out, *osubs]) + "->" + "".join(c for c in sub if c in present), g, *others)
+            gi = einsum(
+                ",".join([self.out, *osubs]) + "->" + "".join(c for c in sub if c in present),
+                g,
+                *others,
+            )
             if missing:  # summed-out index only in this operand: broadcast back
                 shape = ops[i]._data.shape
                 keep = "".join(c for c in sub if c in present)
-                gi = gi.reshape(*[shape[sub.index(c)] if c in keep else 1 for c in sub]).expand(*shape)
+                gi = gi.reshape(*[shape[sub.index(c)] if c in keep else 1 for c in sub]).expand(
+                    *shape
+                )
             grads.append(gi)
         return tuple(grads)
 
@@ -191,7 +210,9 @@ def _parse_einsum(eq: str, operands):
         out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
     ins = lhs.split(",")
     if len(ins) != len(operands):
-        raise RuntimeError(f"einsum(): {len(ins)} operands in the equation but {len(operands)} were given")
+        raise RuntimeError(
+            f"einsum(): {len(ins)} operands in the equation but {len(operands)} were given"
+        )
     if "..." in eq:
         free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in eq]
         n_ell = max(op._data.ndim - (len(s) - 3) for s, op in zip(ins, operands) if "..." in s)
@@ -211,7 +232,26 @@ def _parse_einsum(eq: str, operands):
                 f"number of dimensions ({op._data.ndim}) for operand {tuple(op._data.shape)}"
             )
         if len(set(s)) != len(s):
-            raise NotImplementedError("einsum(): repeated subscripts within one operand are not supported")
+            raise NotImplementedError(
+                "einsum(): repeated subscripts within one operand are not supported"
+            )
+    sizes: dict = {}
+    for s, op in zip(ins, operands):
+        for c, n in zip(s, op._data.shape):
+            if sizes.setdefault(c, n) != n and n != 1 and sizes[c] != 1:
+                raise ShapeError(
+                    f"einsum(): operands do not broadcast with remapped shapes: subscript {c!r} "
+                    f"has size {sizes[c]} and {n} (operand shapes "
+                    f"{[tuple(o._data.shape) for o in operands]})"
+                )
+            if sizes[c] == 1:
+                sizes[c] = n
+    for c in out:
+        if c not in sizes:
+            raise RuntimeError(
+                f"einsum(): output subscript {c} does not appear in the equation for any input "
+                "operand"
+            )
     return ins, out
 
 
@@ -231,5 +271,7 @@ def _einsum_node(n: int):
     """An Einsum node class that saves all ``n`` operands (one class per arity)."""
     cls = _EINSUM_NODES.get(n)
     if cls is None:
-        cls = _EINSUM_NODES[n] = type("Einsum", (Einsum,), {"__slots__": (), "save_inputs": tuple(range(n))})
+        cls = _EINSUM_NODES[n] = type(
+            "Einsum", (Einsum,), {"__slots__": (), "save_inputs": tuple(range(n))}
+        )
     return cls

@@ -197,7 +197,8 @@ def pad(input, pad, mode: str = "constant", value=None) -> Tensor:
             if mode == "reflect" and (lo >= n or hi >= n):
                 raise RuntimeError(
                     f"Argument #4: Padding size should be less than the corresponding input "
-                    f"dimension, but got: padding ({lo}, {hi}) at dimension {ax} of input {list(input._data.shape)}"
+                    f"dimension, but got: padding ({lo}, {hi}) at dimension {ax} of input "
+                    f"{list(input._data.shape)}"
                 )
             idx = np.pad(np.arange(n), (lo, hi), mode=np_mode)
             out = index_select(out, ax, Tensor._make(idx))
@@ -277,7 +278,8 @@ def unflatten(input, dim: int, sizes) -> Tensor:
         sizes = _infer(sizes, sh[d], "unflatten")
     if int(np.prod(sizes)) != sh[d]:
         raise RuntimeError(
-            f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} ({sh[d]}) in the input tensor"
+            f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
+            f"({sh[d]}) in the input tensor"
         )
     return reshape(input, sh[:d] + sizes + sh[d + 1 :])
 
@@ -349,7 +351,9 @@ moveaxis = movedim
 def t(input) -> Tensor:
     """Transpose of a matrix (0-D and 1-D tensors are returned as is)."""
     if input._data.ndim > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
+        raise RuntimeError(
+            f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D"
+        )
     return transpose(input, 0, 1) if input._data.ndim == 2 else input
 
 
@@ -372,7 +376,8 @@ def expand(input, *sizes) -> Tensor:
         if cur is not None and cur != s and cur != 1:
             raise ShapeError(
                 f"The expanded size of the tensor ({s}) must match the existing size ({cur}) at "
-                f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(sh)}"
+                f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: "
+                f"{list(sh)}"
             )
         out.append(s)
     out = tuple(out)
@@ -414,7 +419,9 @@ def cat(tensors, dim: int = 0) -> Tensor:
     if not tensors:
         raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
     # legacy: 1-D empty tensors are skipped, as in PyTorch
-    tensors = [x for x in tensors if not (x._data.ndim == 1 and x._data.shape[0] == 0)] or tensors[:1]
+    tensors = [x for x in tensors if not (x._data.ndim == 1 and x._data.shape[0] == 0)] or tensors[
+        :1
+    ]
     nd = tensors[0]._data.ndim
     if nd == 0:
         raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
@@ -483,7 +490,9 @@ def split(input, split_size_or_sections, dim: int = 0):
     if isinstance(split_size_or_sections, int):
         s = split_size_or_sections
         if s <= 0 and n:
-            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}")
+            raise RuntimeError(
+                f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}"
+            )
         sizes = [min(s, n - i) for i in range(0, n, s)] if s else [0]
     else:
         sizes = list(split_size_or_sections)
@@ -528,8 +537,11 @@ def unbind(input, dim: int = 0):
     return tuple(getitem(input, (slice(None),) * d + (i,)) for i in range(input._data.shape[d]))
 
 
-def flip(input, dims_) -> Tensor:
-    axes = dims(dims_ if not isinstance(dims_, int) else (dims_,), input._data.ndim, "flip")
+def flip(input, *dims_) -> Tensor:
+    """Reverse the order along ``dims`` (``flip(x, (0, 1))`` or ``x.flip(0, 1)``)."""
+    if len(dims_) == 1 and isinstance(dims_[0], list | tuple):
+        dims_ = tuple(dims_[0])
+    axes = dims(dims_, input._data.ndim, "flip")
     return apply(Flip, (input,), {"axes": axes})
 
 
@@ -543,7 +555,11 @@ def flipud(input):
 
 def roll(input, shifts, dims_=None) -> Tensor:
     if dims_ is None:
-        return apply(Roll, (input,), {"shifts": int(shifts) if isinstance(shifts, int) else int(shifts[0]), "axes": None})
+        return apply(
+            Roll,
+            (input,),
+            {"shifts": int(shifts) if isinstance(shifts, int) else int(shifts[0]), "axes": None},
+        )
     sh = (shifts,) if isinstance(shifts, int) else tuple(shifts)
     dd = (dims_,) if isinstance(dims_, int) else tuple(dims_)
     if len(sh) != len(dd):
@@ -556,7 +572,8 @@ def repeat(input, *sizes) -> Tensor:
     reps = _shape_arg(sizes)
     if len(reps) < input._data.ndim:
         raise RuntimeError(
-            "Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor"
+            "Number of dimensions of repeat dims can not be smaller than number of dimensions of "
+            "tensor"
         )
     return apply(Tile, (input,), {"reps": reps})
 

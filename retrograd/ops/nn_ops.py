@@ -75,23 +75,42 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         out = matmul(x, weight.t() if weight._data.ndim == 2 else weight)
         return out + bias if bias is not None else out
     if x._data.shape[-1] != weight._data.shape[1]:
-        sa = "x".join(map(str, x._data.reshape(-1, x._data.shape[-1]).shape)) if x._data.size else \
-            f"0x{x._data.shape[-1]}"
+        sa = (
+            "x".join(map(str, x._data.reshape(-1, x._data.shape[-1]).shape))
+            if x._data.size
+            else f"0x{x._data.shape[-1]}"
+        )
         from ._util import ShapeError
 
         raise ShapeError(
             f"mat1 and mat2 shapes cannot be multiplied ({sa} and "
             f"{weight._data.shape[1]}x{weight._data.shape[0]})"
         )
-    if x._data.dtype != weight._data.dtype or (bias is not None and bias._data.dtype != weight._data.dtype):
+    if x._data.dtype != weight._data.dtype or (
+        bias is not None and bias._data.dtype != weight._data.dtype
+    ):
         dts = [x.dtype.name, weight.dtype.name] + ([bias.dtype.name] if bias is not None else [])
         raise RuntimeError(f"linear(): expected all tensors to have the same dtype, got {dts}")
     if x._data.ndim == 1:
-        return apply(Linear, (x.unsqueeze(0), weight) + ((bias,) if bias is not None else ())).squeeze(0)
+        return apply(
+            Linear, (x.unsqueeze(0), weight) + ((bias,) if bias is not None else ())
+        ).squeeze(0)
     return apply(Linear, (x, weight, bias) if bias is not None else (x, weight))
 
 
 # --- layer norm -------------------------------------------------------------------------------
+
+
+def _mean(a: np.ndarray, axes: tuple) -> np.ndarray:
+    """``a.mean(axes, keepdims=True)`` without ``np.mean``'s Python wrapper (same result:
+    NumPy's mean is this add.reduce followed by a division by the count)."""
+    s = np.add.reduce(a, axis=axes, keepdims=True)
+    n = 1
+    for ax in axes:
+        n *= a.shape[ax]
+    s /= n
+    return s
+
 
 
 class LayerNorm(Node):
@@ -103,9 +122,9 @@ class LayerNorm(Node):
     def forward(self, x, *affine, k, eps):
         self.k, self.eps, self.n_aff = k, eps, len(affine)
         axes = tuple(range(x.ndim - k, x.ndim))
-        mu = x.mean(axis=axes, keepdims=True)
+        mu = _mean(x, axes)
         xc = x - mu
-        var = np.mean(xc * xc, axis=axes, keepdims=True)
+        var = _mean(xc * xc, axes)
         rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))
         xhat = xc * rstd
         self.xhat, self.rstd = xhat, rstd
@@ -120,7 +139,7 @@ class LayerNorm(Node):
         k = self.k
         nxt = self.next
         if STATE.enabled:
-            (x,) = self.saved_tensors()
+            x = self.saved_tensors()[0]
             axes = tuple(range(x.ndim - k, x.ndim))
             mu = x.mean(axes, keepdim=True)
             xc = x - mu
@@ -128,8 +147,9 @@ class LayerNorm(Node):
             xhat = xc * rstd
             w = self._affine(0)
             gxh = g * w if w is not None else g
-            gx = rstd * (gxh - gxh.mean(axes, keepdim=True)
-                         - xhat * (gxh * xhat).mean(axes, keepdim=True))
+            gx = rstd * (
+                gxh - gxh.mean(axes, keepdim=True) - xhat * (gxh * xhat).mean(axes, keepdim=True)
+            )
             lead = tuple(range(x.ndim - k))
             gw = (g * xhat).sum(lead) if self.n_aff >= 1 and nxt[1] is not None else None
             gb = g.sum(lead) if self.n_aff >= 2 and nxt[2] is not None else None
@@ -143,8 +163,8 @@ class LayerNorm(Node):
             gxh = ga * w._data if w is not None else ga
             gx = None
             if nxt[0] is not None:
-                a = gxh.mean(axis=axes, keepdims=True)
-                b = (gxh * xhat).mean(axis=axes, keepdims=True)
+                a = _mean(gxh, axes)
+                b = _mean(gxh * xhat, axes)
                 gx = _T((gxh - a - xhat * b) * self.rstd)
             gw = _T((ga * xhat).sum(axis=lead)) if self.n_aff >= 1 and nxt[1] is not None else None
             gb = _T(ga.sum(axis=lead)) if self.n_aff >= 2 and nxt[2] is not None else None
@@ -168,12 +188,14 @@ class _LayerNormAffBias(LayerNorm):
     save_inputs = (0, 1, 2)
 
 
-def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+def layer_norm(
+    input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5
+) -> Tensor:
     """Fused layer normalisation over the trailing ``normalized_shape`` dims."""
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(shape)
     xs = tuple(input._data.shape)
-    if k == 0 or xs[len(xs) - k:] != shape or len(xs) < k:
+    if k == 0 or xs[len(xs) - k :] != shape or len(xs) < k:
         raise RuntimeError(
             f"Given normalized_shape={list(shape)}, expected input with shape [*, "
             f"{', '.join(map(str, shape))}], but got input of size{list(xs)}"
@@ -226,7 +248,9 @@ class CrossEntropy(Node):
         wt = wt.astype(dt, copy=False)
         self.wt = wt
         with np.errstate(invalid="ignore"):
-            picked = np.take_along_axis(logp, safe_t[:, None], axis=1)[:, 0] if n else np.zeros(0, dt)
+            picked = (
+                np.take_along_axis(logp, safe_t[:, None], axis=1)[:, 0] if n else np.zeros(0, dt)
+            )
             per = -(picked * wt)
             if ls:
                 lw = logp * weight if weight is not None else logp
@@ -271,8 +295,8 @@ class CrossEntropy(Node):
         dt = logp.dtype
         pc, const = self._coefs(c, dt)
         if self.reduction == "mean":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                scale = (np.ones((), dt) / self.denom).astype(dt)
+            # all targets ignored: the loss is nan (0/0) but the gradient is 0 (PyTorch)
+            scale = (np.ones((), dt) / self.denom).astype(dt) if self.denom else np.zeros((), dt)
         else:
             scale = np.ones((), dt)
         if STATE.enabled:
@@ -298,14 +322,27 @@ class CrossEntropy(Node):
         return "NllLoss"
 
 
-def cross_entropy_indices(z2d: Tensor, target: np.ndarray, weight, ignore_index: int,
-                          label_smoothing: float, reduction: str) -> Tensor:
+def cross_entropy_indices(
+    z2d: Tensor,
+    target: np.ndarray,
+    weight,
+    ignore_index: int,
+    label_smoothing: float,
+    reduction: str,
+) -> Tensor:
     """Fused CE on (N, C) logits with int64 targets (N,), validated by the caller."""
     w = None if weight is None else weight._data.astype(z2d._data.dtype, copy=False)
-    return apply(CrossEntropy, (z2d,), {
-        "target": target, "weight": w, "ignore_index": ignore_index,
-        "ls": float(label_smoothing), "reduction": reduction,
-    })
+    return apply(
+        CrossEntropy,
+        (z2d,),
+        {
+            "target": target,
+            "weight": w,
+            "ignore_index": ignore_index,
+            "ls": float(label_smoothing),
+            "reduction": reduction,
+        },
+    )
 
 
 # --- embedding --------------------------------------------------------------------------------
@@ -333,13 +370,23 @@ class Embedding(Node):
             zero = _T(np.zeros((nrows, *dim), g._data.dtype))
             return (index_add(zero, 0, _T(idx), g2),)
         g2 = g._data.reshape(-1, *dim)
-        out = np.zeros((nrows, *dim), g2.dtype)
         if self.padding_idx is not None:
             sel = idx != self.padding_idx
-            np.add.at(out, idx[sel], g2[sel])
-        else:
-            np.add.at(out, idx, g2)
-        return (_T(out),)
+            idx, g2 = idx[sel], g2[sel]
+        return (_T(_scatter_rows(idx, g2, nrows)),)
+
+
+def _scatter_rows(idx: np.ndarray, rows: np.ndarray, nrows: int) -> np.ndarray:
+    """``out[idx[i]] += rows[i]`` with repeated ids summed. NOTE: sort + ``add.reduceat`` is
+    2-3x faster than ``np.add.at`` for row scatters."""
+    out = np.zeros((nrows, *rows.shape[1:]), rows.dtype)
+    if idx.size == 0:
+        return out
+    order = np.argsort(idx, kind="stable")
+    sidx = idx[order]
+    uniq, starts = np.unique(sidx, return_index=True)
+    out[uniq] = np.add.reduceat(rows[order], starts, axis=0)
+    return out
 
 
 def embedding_lookup(weight: Tensor, idx: np.ndarray, padding_idx) -> Tensor:

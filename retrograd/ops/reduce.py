@@ -3,10 +3,13 @@ cumprod, softmax and log_softmax (fused for stability)."""
 
 from __future__ import annotations
 
+import builtins
 import collections
+import math
 
 import numpy as np
 
+from ..autograd.grad_mode import STATE
 from ..autograd.node import Node, apply
 from ..tensor import Tensor, _wrap_dim
 from ._util import dims, errstate
@@ -18,6 +21,17 @@ def _keep_shape(shape, axes):
 
 def _unreduce(g: Tensor, in_shape, axes, keepdim) -> Tensor:
     """Broadcast a reduced gradient back to the input shape."""
+    if not STATE.enabled:  # engine fast path (no create_graph): NumPy only, no graph nodes
+        gd = g._data
+        if not keepdim and axes:
+            gd = gd.reshape(_keep_shape(in_shape, axes))
+        if gd.shape == tuple(in_shape):
+            return Tensor._make(gd)
+        if math.prod(in_shape) <= 65536:  # small: a filled array beats broadcast_to's overhead
+            out = np.empty(in_shape, gd.dtype)
+            out[...] = gd
+            return Tensor._make(out)
+        return Tensor._make(np.broadcast_to(gd, in_shape))
     if not keepdim and axes:
         g = g.reshape(_keep_shape(in_shape, axes))
     return g.expand(*in_shape) if g._data.shape != tuple(in_shape) else g
@@ -40,8 +54,10 @@ class Mean(Node):
     def forward(self, a, axes, keepdim):
         self.axes, self.keepdim, self.in_shape = axes, keepdim, a.shape
         self.count = int(np.prod([a.shape[i] for i in axes])) if axes else 1
-        with errstate(invalid="ignore", divide="ignore"):
-            return a.mean(axis=axes, keepdims=keepdim)
+        if self.count == 0:  # np.mean warns on empty slices; torch gives nan silently
+            s = a.sum(axis=axes, keepdims=keepdim)
+            return np.full(s.shape, np.nan, a.dtype)
+        return a.mean(axis=axes, keepdims=keepdim)
 
     def backward(self, g):
         return (_unreduce(g / self.count, self.in_shape, self.axes, self.keepdim),)
@@ -111,7 +127,7 @@ def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=Non
     n = int(np.prod([input._data.shape[i] for i in axes])) if axes else 1
     mu = mean(input, axes, keepdim=True)
     d = input - mu
-    return sum(d * d, axes, keepdim) / max(n - c, 0)
+    return sum(d * d, axes, keepdim) / builtins.max(n - c, 0)
 
 
 class Std(Node):
@@ -126,7 +142,7 @@ class Std(Node):
         with errstate(invalid="ignore", divide="ignore"):
             n = int(np.prod([a.shape[i] for i in axes])) if axes else 1
             mu = a.mean(axis=axes, keepdims=True)
-            v = ((a - mu) ** 2).sum(axis=axes, keepdims=keepdim) / max(n - c, 0)
+            v = ((a - mu) ** 2).sum(axis=axes, keepdims=keepdim) / builtins.max(n - c, 0)
             return np.sqrt(v)
 
     def backward(self, g):
@@ -135,7 +151,7 @@ class Std(Node):
         n = int(np.prod([a._data.shape[i] for i in self.axes])) if self.axes else 1
         from .elementwise import where
 
-        scale = where(out == 0, 0.0, g / (out * max(n - self.c, 0)))
+        scale = where(out == 0, 0.0, g / (out * builtins.max(n - self.c, 0)))
         scale = _unreduce(scale, a._data.shape, self.axes, self.keepdim)
         return (scale * (a - mean(a, self.axes, keepdim=True)),)
 
@@ -162,7 +178,11 @@ def prod(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
         input = input.to(dtype)
     if dim is None:
         flat = input.reshape(-1)
-        out = cumprod(flat, 0)[-1] if flat._data.size else Tensor._make(np.ones((), input._data.dtype))
+        out = (
+            cumprod(flat, 0)[-1]
+            if flat._data.size
+            else Tensor._make(np.ones((), input._data.dtype))
+        )
         if input._data.dtype.kind in "bi":
             out = out.to(_i64())
         return out
@@ -198,6 +218,8 @@ def cumsum(input, dim: int, *, dtype=None) -> Tensor:
     dt = _sum_dtype(input, dtype)
     if dt is not None:
         input = input.to(dt)
+    if input._data.ndim == 0:
+        return apply(Cumsum, (input.reshape(1),), {"axis": 0}).reshape(())
     return apply(Cumsum, (input,), {"axis": d})
 
 
@@ -238,6 +260,8 @@ def cumprod(input, dim: int, *, dtype=None) -> Tensor:
     dt = _sum_dtype(input, dtype)
     if dt is not None:
         input = input.to(dt)
+    if input._data.ndim == 0:
+        return apply(Cumprod, (input.reshape(1),), {"axis": 0}).reshape(())
     return apply(Cumprod, (input,), {"axis": d})
 
 
@@ -269,9 +293,7 @@ class Amax(Node):
 def _check_nonempty(input, axes, op):
     for ax in axes:
         if input._data.shape[ax] == 0:
-            raise IndexError(
-                f"{op}(): Expected reduction dim {ax} to have non-zero size."
-            )
+            raise IndexError(f"{op}(): Expected reduction dim {ax} to have non-zero size.")
     if not axes and input._data.size == 0:
         raise RuntimeError(
             f"{op}(): Expected reduction dim to be specified for input.numel() == 0. "
@@ -307,7 +329,9 @@ def _max_dim(input, dim, keepdim, is_min, op):
     from .indexing import gather
 
     values = gather(input, d, Tensor._make(idx)) if input._data.ndim else input
-    indices = Tensor._make(idx if keepdim else np.squeeze(idx, d) if input._data.ndim else idx.reshape(()))
+    indices = Tensor._make(
+        idx if keepdim else np.squeeze(idx, d) if input._data.ndim else idx.reshape(())
+    )
     if not keepdim and input._data.ndim:
         values = values.squeeze(d)
     return _ret(values, indices)
@@ -337,14 +361,19 @@ def min(input, dim=None, keepdim: bool = False):  # noqa: A001
 
 def aminmax(input, *, dim=None, keepdim=False):
     r = collections.namedtuple("aminmax", ["min", "max"])
-    return r(amin(input, dim if dim is not None else (), keepdim), amax(input, dim if dim is not None else (), keepdim))
+    return r(
+        amin(input, dim if dim is not None else (), keepdim),
+        amax(input, dim if dim is not None else (), keepdim),
+    )
 
 
 def _arg(input, dim, keepdim, fn, op):
     a = input._data
     if dim is None:
         if a.size == 0:
-            raise RuntimeError(f"{op}(): Expected reduction dim to be specified for input.numel() == 0.")
+            raise RuntimeError(
+                f"{op}(): Expected reduction dim to be specified for input.numel() == 0."
+            )
         r = np.asarray(fn(a.reshape(-1)))
         if keepdim:
             r = r.reshape((1,) * a.ndim)
@@ -379,7 +408,9 @@ def sort(input, dim: int = -1, descending: bool = False, stable: bool = False):
 def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
     d = _wrap_dim(dim, input._data.ndim, "topk")
     if k > input._data.shape[d] or k < 0:
-        raise RuntimeError(f"topk(): selected index k out of range (k={k}, size {input._data.shape[d]})")
+        raise RuntimeError(
+            f"topk(): selected index k out of range (k={k}, size {input._data.shape[d]})"
+        )
     idx = argsort(input, d, descending=largest).narrow(d, 0, k)
     from .indexing import gather
 
@@ -422,7 +453,7 @@ def count_nonzero(input, dim=None) -> Tensor:
 
 
 def _stable_max(a, axes):
-    m = np.max(a, axis=axes, keepdims=True)
+    m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)  # empty slices: -inf
     return np.where(np.isfinite(m), m, 0).astype(a.dtype, copy=False)
 
 
@@ -516,7 +547,9 @@ def softmax(input, dim=None, dtype=None, **_) -> Tensor:
     if dtype is not None:
         input = input.to(dtype)
     if input._data.dtype.kind != "f":
-        raise RuntimeError(f'"softmax_lastdim_kernel_impl" not implemented for \'{input.dtype.name}\'')
+        raise RuntimeError(
+            f"\"softmax_lastdim_kernel_impl\" not implemented for '{input.dtype.name}'"
+        )
     return apply(Softmax, (input,), {"axis": _softmax_dim(input, dim, "softmax")})
 
 
@@ -525,7 +558,9 @@ def log_softmax(input, dim=None, dtype=None, **_) -> Tensor:
     if dtype is not None:
         input = input.to(dtype)
     if input._data.dtype.kind != "f":
-        raise RuntimeError(f'"log_softmax_lastdim_kernel_impl" not implemented for \'{input.dtype.name}\'')
+        raise RuntimeError(
+            f"\"log_softmax_lastdim_kernel_impl\" not implemented for '{input.dtype.name}'"
+        )
     return apply(LogSoftmax, (input,), {"axis": _softmax_dim(input, dim, "log_softmax")})
 
 
@@ -562,7 +597,9 @@ def vector_norm(x, ord=2, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
     if dtype is not None:
         x = x.to(dtype)
     if x._data.dtype.kind != "f":
-        raise RuntimeError(f"linalg.vector_norm: Expected a floating point tensor as input. Got {x.dtype.name}")
+        raise RuntimeError(
+            f"linalg.vector_norm: Expected a floating point tensor as input. Got {x.dtype.name}"
+        )
     axes = dims(dim, x._data.ndim, "norm")
     if ord == 2:
         return apply(Norm2, (x,), {"axes": axes, "keepdim": keepdim})
@@ -606,5 +643,7 @@ def linalg_norm(A, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> 
     if ord is None:
         return vector_norm(A, 2, dim, keepdim, dtype=dtype)
     if dim is None and A._data.ndim == 2 or (isinstance(dim, tuple | list) and len(dim) == 2):
-        raise NotImplementedError("linalg.norm: numeric matrix norms are not supported; use ord='fro'")
+        raise NotImplementedError(
+            "linalg.norm: numeric matrix norms are not supported; use ord='fro'"
+        )
     return vector_norm(A, ord, dim, keepdim, dtype=dtype)

@@ -1,1 +1,5 @@
-"""Bundled data sets and toy generators."""
+"""Bundled data sets (MNIST test set, Tiny Shakespeare) and toy generators."""
+
+from .mnist import *  # noqa: F403
+from .shakespeare import *  # noqa: F403
+from .toy import *  # noqa: F403

@@ -1,1 +1,5 @@
 """Data parallelism (``DistributedDataParallel``)."""
+
+from .distributed import DistributedDataParallel
+
+__all__ = ["DistributedDataParallel"]
