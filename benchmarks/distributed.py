@@ -11,7 +11,9 @@ Three configurations per model (the global batch is the preset's, split across r
 
 Reported: samples/s, scaling efficiency (2x1 throughput / (2 x 1x1 throughput)), speed-up over
 1x2, the time per step each rank spends blocked in the gradient all-reduce (DDP's own
-instrumentation) and, separately, the time of a bare all-reduce of the gradient's size.
+instrumentation), the time of a bare all-reduce of the gradient's size, and the CPU time per
+step of the busiest process (what a step costs when it has a core to itself: robust to other
+jobs sharing the machine).
 Writes ``bench-results/distributed.json``.
 """
 
@@ -87,16 +89,17 @@ def worker(name: str, steps: int, warmup: int) -> None:
     per = gbatch // n
     g = np.random.default_rng(r)
     batches = [batch(g, per) for _ in range(4)]
-    times = []
+    times, cpu = [], []
     for s in range(warmup + steps):
         if s == warmup:
             ddp.comm_stats.update(wait_s=0.0, copy_s=0.0, reductions=0)
         x, y = batches[s % len(batches)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad()
         loss_fn(ddp, x, y).backward()
         opt.step()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     times = np.array(times[warmup:])
     # a bare all-reduce of the gradient's size (no overlap, no copies)
     nparam = sum(p.numel() for p in model.parameters())
@@ -115,6 +118,8 @@ def worker(name: str, steps: int, warmup: int) -> None:
         "params": int(nparam),
         "grad_mb": nparam * 4 / 2**20,
         "step_ms": float(np.median(times) * 1e3),
+        # CPU seconds of this process per step: what a step costs on a core of its own
+        "cpu_ms": float(np.median(cpu[warmup:]) * 1e3),
         "samples_per_s": float(gbatch / np.median(times)),
         "allreduce_wait_ms": ddp.comm_stats["wait_s"] / steps * 1e3,
         "bucket_copy_ms": ddp.comm_stats["copy_s"] / steps * 1e3,
@@ -125,6 +130,7 @@ def worker(name: str, steps: int, warmup: int) -> None:
     dist.all_gather_object(rows, row)
     if r == 0:
         row["allreduce_wait_ms"] = max(x["allreduce_wait_ms"] for x in rows)
+        row["cpu_ms"] = max(x["cpu_ms"] for x in rows)
         print("RESULT " + json.dumps(row), flush=True)
     dist.destroy_process_group()
 
@@ -188,7 +194,7 @@ def main(argv=None) -> None:
     results = []
     print(
         f"{'model':16} {'config':6} {'ms/step':>8} {'samples/s':>10} {'eff':>6} "
-        f"{'vs 1x2':>7} {'AR wait ms':>10} {'bare AR ms':>10}"
+        f"{'vs 1x2':>7} {'AR wait ms':>10} {'bare AR ms':>10} {'CPU ms':>7}"
     )
     for name in a.models.split(","):
         best = {}
@@ -208,7 +214,7 @@ def main(argv=None) -> None:
                 f"{name:16} {ranks}x{threads:<4} {row['step_ms']:8.1f} "
                 f"{row['samples_per_s']:10.1f} {row['efficiency']:6.2f} "
                 f"{row['speedup_vs_1x2']:6.2f}x {row['allreduce_wait_ms']:10.2f} "
-                f"{row['bare_allreduce_ms']:10.2f}",
+                f"{row['bare_allreduce_ms']:10.2f} {row['cpu_ms']:7.1f}",
                 flush=True,
             )
     load1 = os.getloadavg()[0]

@@ -28,7 +28,9 @@ def mnist():
 
 
 def moons_mlp():
-    return nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2))
+    return nn.Sequential(
+        nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2)
+    )
 
 
 def mnist_mlp():
@@ -41,7 +43,7 @@ def batches(X, y, bs, seed=0):
     while True:
         perm = g.permutation(len(X))
         for i in range(0, len(X) - bs + 1, bs):
-            j = perm[i:i + bs]
+            j = perm[i : i + bs]
             yield rg.tensor(X[j]), rg.tensor(y[j])
 
 
@@ -85,5 +87,6 @@ def find_lr(make_model, data, bs, seed=0, num_iter=100):
     rg.manual_seed(seed)
     model = make_model()
     opt = make_opt(model, 1e-3)
-    return rg.diagnostics.lr_find(model, nn.CrossEntropyLoss(), batches(X, y, bs, seed), opt,
-                                  num_iter=num_iter)
+    return rg.diagnostics.lr_find(
+        model, nn.CrossEntropyLoss(), batches(X, y, bs, seed), opt, num_iter=num_iter
+    )

@@ -71,8 +71,10 @@ def main():
     runs = {"no clipping": train(None), "clip_grad_norm_(1.0)": train(1.0)}
     for name, (losses, norms, mon) in runs.items():
         kinds = [v.kind for v in mon.verdicts()]
-        print(f"{name:22s} first grad norm {norms[0]:.2e}  loss {losses[0]:.3g} -> {losses[-1]:.3g} "
-              f"after {len(losses)} steps; verdicts: {kinds or ['healthy']}")
+        print(
+            f"{name:22s} first grad norm {norms[0]:.2e}  loss {losses[0]:.3g} -> {losses[-1]:.3g} "
+            f"after {len(losses)} steps; verdicts: {kinds or ['healthy']}"
+        )
 
     import matplotlib
 

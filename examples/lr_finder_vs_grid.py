@@ -44,14 +44,23 @@ def run_task(name, make_model, data, steps, bs):
     ratio = max(res.suggestion / best, best / res.suggestion)
     alt = res.min_loss_lr / 10  # the other common rule: a decade below the minimum
     alt_ratio = max(alt / best, best / alt)
-    print(f"{name}: lr_find suggests {res.suggestion:.3g}; grid best {best:.3g} "
-          f"(val loss {min(vals):.4f}); ratio {ratio:.2f}x "
-          f"({'within' if ratio <= 3 else 'NOT within'} 3x); val loss at the suggestion "
-          f"{at_sugg:.4f}; 'min-loss lr / 10' rule: {alt:.3g} ({alt_ratio:.2f}x)  "
-          f"[{time.perf_counter() - t0:.0f}s]")
-    return {"finder": res, "grid": GRID, "vals": vals, "best": best, "ratio": ratio,
-            "alt": alt, "alt_ratio": alt_ratio,
-            "val_at_suggestion": at_sugg}
+    print(
+        f"{name}: lr_find suggests {res.suggestion:.3g}; grid best {best:.3g} "
+        f"(val loss {min(vals):.4f}); ratio {ratio:.2f}x "
+        f"({'within' if ratio <= 3 else 'NOT within'} 3x); val loss at the suggestion "
+        f"{at_sugg:.4f}; 'min-loss lr / 10' rule: {alt:.3g} ({alt_ratio:.2f}x)  "
+        f"[{time.perf_counter() - t0:.0f}s]"
+    )
+    return {
+        "finder": res,
+        "grid": GRID,
+        "vals": vals,
+        "best": best,
+        "ratio": ratio,
+        "alt": alt,
+        "alt_ratio": alt_ratio,
+        "val_at_suggestion": at_sugg,
+    }
 
 
 def main():
@@ -67,9 +76,16 @@ def main():
         axes[0, j].set_title(f"{name}: LR range test", fontsize=9)
         v = np.minimum(np.asarray(r["vals"]), 10.0)
         axes[1, j].semilogx(r["grid"], v, "o-", ms=3, label="grid: val loss after training")
-        axes[1, j].axvline(r["best"], color="green", ls="--", lw=1, label=f"grid best {r['best']:.2g}")
-        axes[1, j].axvline(r["finder"].suggestion, color="red", ls=":", lw=1.5,
-                           label=f"lr_find {r['finder'].suggestion:.2g}")
+        axes[1, j].axvline(
+            r["best"], color="green", ls="--", lw=1, label=f"grid best {r['best']:.2g}"
+        )
+        axes[1, j].axvline(
+            r["finder"].suggestion,
+            color="red",
+            ls=":",
+            lw=1.5,
+            label=f"lr_find {r['finder'].suggestion:.2g}",
+        )
         axes[1, j].set_xlabel("learning rate")
         axes[1, j].set_ylabel("val loss (capped at 10)")
         axes[1, j].legend(fontsize=7)

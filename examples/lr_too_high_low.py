@@ -35,8 +35,12 @@ def main():
     pick = res.suggestion
     print(res.text)
     runs = {}
-    for label, lr in (("lr_find pick", pick), ("100x (too high)", 100 * pick),
-                      ("1/1000 (too low)", pick / 1000)):
+    for label, lr in (
+        ("lr_find pick", pick),
+        ("100x (too high)", 100 * pick),
+        ("1/1000 (too low)", pick / 1000),
+    ):
+
         def watch(model, opt):
             mon = GradientMonitor(model, every=5)
             mon.attach_optimizer(opt)
@@ -46,8 +50,10 @@ def main():
         vs = mon.verdicts()
         runs[label] = (lr, losses, val, vs)
         last = losses[-1] if math.isfinite(losses[-1]) else float("nan")
-        print(f"{label:18s} lr {lr:.3g}: loss {losses[0]:.3f} -> {last:.3g}, val loss {val:.4g}; "
-              f"verdicts: {[v.kind for v in vs] or ['healthy']}")
+        print(
+            f"{label:18s} lr {lr:.3g}: loss {losses[0]:.3f} -> {last:.3g}, val loss {val:.4g}; "
+            f"verdicts: {[v.kind for v in vs] or ['healthy']}"
+        )
         for v in vs:
             print("    " + v.message)
 

@@ -56,13 +56,17 @@ def plain(act, he=False, layernorm=False):
 
 
 def residual(act):
-    return nn.Sequential(nn.Linear(2, WIDTH), *[Residual(WIDTH, act) for _ in range(DEPTH - 2)],
-                         nn.Linear(WIDTH, 2))
+    return nn.Sequential(
+        nn.Linear(2, WIDTH), *[Residual(WIDTH, act) for _ in range(DEPTH - 2)], nn.Linear(WIDTH, 2)
+    )
 
 
 def linear_grad_norms(net):
-    return [float(np.linalg.norm(m.weight.grad.numpy())) for m in net.modules()
-            if isinstance(m, nn.Linear)]
+    return [
+        float(np.linalg.norm(m.weight.grad.numpy()))
+        for m in net.modules()
+        if isinstance(m, nn.Linear)
+    ]
 
 
 def main():
@@ -87,8 +91,10 @@ def main():
         norms = linear_grad_norms(net)
         kinds = [v.kind for v in mon.verdicts()]
         results[name] = norms
-        print(f"{name:32s} first/last layer grad norm = {norms[0] / norms[-1]:.2e}   "
-              f"verdicts: {kinds or ['healthy']}")
+        print(
+            f"{name:32s} first/last layer grad norm = {norms[0] / norms[-1]:.2e}   "
+            f"verdicts: {kinds or ['healthy']}"
+        )
 
     import matplotlib
 

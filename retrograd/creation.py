@@ -140,17 +140,28 @@ def _float_dtype(dtype):
     return d
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+def zeros(*shape, size=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
     """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
-    return _finish(np.zeros(_size(size), _float_dtype(dtype)), requires_grad)
+    return _finish(
+        np.zeros(_size(shape if size is None else (tuple(size),)), _float_dtype(dtype)),
+        requires_grad,
+    )
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _finish(np.ones(_size(size), _float_dtype(dtype)), requires_grad)
+def ones(*shape, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _finish(
+        np.ones(_size(shape if size is None else (tuple(size),)), _float_dtype(dtype)),
+        requires_grad,
+    )
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _finish(np.empty(_size(size), _float_dtype(dtype)), requires_grad)
+def empty(
+    *shape, size=None, dtype=None, device=None, requires_grad=False, memory_format=None
+) -> Tensor:
+    return _finish(
+        np.empty(_size(shape if size is None else (tuple(size),)), _float_dtype(dtype)),
+        requires_grad,
+    )
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -188,22 +199,35 @@ def full_like(
     return _finish(np.full(t._data.shape, fill_value, _like(t, dtype)), requires_grad)
 
 
+def _random_dtype(dtype, op):
+    dt = _float_dtype(dtype)
+    if dt.kind != "f":
+        raise RuntimeError(f"{op}(): expected a floating point dtype, got {dt.name}")
+    return dt
+
+
 def _random_float(arr, dt):
     return arr.astype(dt, copy=False)
 
 
-def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform samples in [0, 1)."""
-    dt = _float_dtype(dtype)
-    arr = _rng(generator).random(_size(size), dtype=np.float64 if dt != np.float32 else np.float32)
+    dt = _random_dtype(dtype, "rand")
+    arr = _rng(generator).random(
+        _size(shape if size is None else (tuple(size),)),
+        dtype=np.float64 if dt != np.float32 else np.float32,
+    )
     return _finish(arr.astype(dt, copy=False), requires_grad)
 
 
-def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randn(
+    *shape, size=None, generator=None, dtype=None, device=None, requires_grad=False
+) -> Tensor:
     """Standard normal samples."""
-    dt = _float_dtype(dtype)
+    dt = _random_dtype(dtype, "randn")
     arr = _rng(generator).standard_normal(
-        _size(size), dtype=np.float64 if dt != np.float32 else np.float32
+        _size(shape if size is None else (tuple(size),)),
+        dtype=np.float64 if dt != np.float32 else np.float32,
     )
     return _finish(arr.astype(dt, copy=False), requires_grad)
 

@@ -247,12 +247,54 @@ def load(f: str | os.PathLike | Any, map_location: Any = None, weights_only: boo
     try:
         from safetensors import safe_open
 
+        special = _special_dtypes(path)
         with safe_open(path, framework="numpy") as sf:
             meta = sf.metadata() or {}
-            arrays = {k: sf.get_tensor(k) for k in sf.keys()}
+            arrays = {k: sf.get_tensor(k) for k in sf.keys() if k not in special}
+    except _UnsupportedDtype:
+        raise
     except Exception as e:  # noqa: BLE001
         raise _corrupt(path, f"{type(e).__name__}: {e}") from None
+    if special:
+        arrays.update(_read_special(path, special))
     return _finish(arrays, meta, path)
+
+
+class _UnsupportedDtype(TypeError):
+    pass
+
+
+def _special_dtypes(path: str) -> dict[str, dict]:
+    """Header entries whose dtype NumPy lacks (``BF16``: read as float32, exactly)."""
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(n))
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        if v["dtype"] == "BF16":
+            out[k] = dict(v, base=8 + n)
+        elif v["dtype"].startswith("F8") or v["dtype"] in ("F4", "F6_E2M3", "F6_E3M2", "E8M0"):
+            raise _UnsupportedDtype(
+                f"rg.load: {path!r}: tensor {k!r} has dtype {v['dtype']}, which retrograd "
+                "(NumPy) cannot represent"
+            )
+    return out
+
+
+def _read_special(path: str, entries: dict[str, dict]) -> dict[str, np.ndarray]:
+    out = {}
+    with open(path, "rb") as fh:
+        for k, v in entries.items():
+            start, end = v["data_offsets"]
+            fh.seek(v["base"] + start)
+            raw = np.frombuffer(fh.read(end - start), dtype="<u2")
+            if raw.size != int(np.prod(v["shape"], dtype=np.int64)):
+                raise _corrupt(path, f"tensor {k!r} is short")
+            # bfloat16 is the top half of a float32: widening is exact
+            out[k] = (raw.astype(np.uint32) << 16).view(np.float32).reshape(v["shape"])
+    return out
 
 
 def _finish(arrays: dict[str, np.ndarray], meta: dict[str, str], path: str) -> Any:

@@ -88,8 +88,12 @@ class Digraph:
                 "render(): the Graphviz 'dot' program was not found on PATH (Debian/Ubuntu: "
                 "apt-get install graphviz); use .save(path) to write the DOT text instead"
             )
-        subprocess.run([exe, f"-T{format}", "-o", str(path)], input=self.source.encode(),
-                       check=True, capture_output=True)
+        subprocess.run(
+            [exe, f"-T{format}", "-o", str(path)],
+            input=self.source.encode(),
+            check=True,
+            capture_output=True,
+        )
         return str(path)
 
     def _repr_svg_(self):  # notebooks
@@ -103,9 +107,16 @@ def _meta(arr: np.ndarray) -> str:
     return f"{tuple(arr.shape)} {arr.dtype}"
 
 
-def draw_graph(tensor: Tensor, show_values: bool = False, show_grads: bool = False, params=None,
-               collapse_modules=None, inputs=None, max_nodes: int = 2000,
-               max_value_elems: int = 6) -> Digraph:
+def draw_graph(
+    tensor: Tensor,
+    show_values: bool = False,
+    show_grads: bool = False,
+    params=None,
+    collapse_modules=None,
+    inputs=None,
+    max_nodes: int = 2000,
+    max_value_elems: int = 6,
+) -> Digraph:
     """The autograd graph that produced ``tensor`` as DOT.
 
     Each op node shows its PyTorch-style name (``MulBackward0``) and output shape/dtype; leaves
@@ -117,7 +128,7 @@ def draw_graph(tensor: Tensor, show_values: bool = False, show_grads: bool = Fal
 
     >>> import retrograd as rg
     >>> x = rg.tensor(2.0, requires_grad=True)
-    >>> "PowBackward0" in rg.viz.draw_graph(x ** 2).source or "PowScalar" in rg.viz.draw_graph(x ** 2).source
+    >>> "Backward0" in rg.viz.draw_graph(x ** 2).source
     True
     """
     if collapse_modules is not None:
@@ -162,8 +173,17 @@ def draw_graph(tensor: Tensor, show_values: bool = False, show_grads: bool = Fal
             lines.append("grad " + _graph.fmt_array(t._grad._data))
         elif show_grads and t._grad is not None:
             lines.append(f"|grad| {float(np.linalg.norm(t._grad._data)):.3g}")
-        g.nodes.append((nid, {"label": "\n".join(lines), "shape": "box", "style": "filled",
-                              "fillcolor": "lightblue" if id(t) in names else "lightgrey"}))
+        g.nodes.append(
+            (
+                nid,
+                {
+                    "label": "\n".join(lines),
+                    "shape": "box",
+                    "style": "filled",
+                    "fillcolor": "lightblue" if id(t) in names else "lightgrey",
+                },
+            )
+        )
     for i, n in enumerate(order):
         nid = f"op{i}"
         ids[n] = nid
@@ -205,8 +225,11 @@ def draw_module_graph(model, *inputs, **kwargs) -> Digraph:
     handles = []
     mods = [(n, m) for n, m in model.named_modules() if not m._modules]
     for n, m in mods:
-        handles.append(m.register_forward_hook(
-            lambda mod, a, o, n=n: calls.append((n or type(mod).__name__, mod, a, o))))
+        handles.append(
+            m.register_forward_hook(
+                lambda mod, a, o, n=n: calls.append((n or type(mod).__name__, mod, a, o))
+            )
+        )
     try:
         with enable_grad():
             ins = []
@@ -232,15 +255,33 @@ def draw_module_graph(model, *inputs, **kwargs) -> Digraph:
     producer: dict = {}
     input_ids = {id(t): f"in{i}" for i, t in enumerate(tensors(ins))}
     for i, t in enumerate(tensors(ins)):
-        g.nodes.append((f"in{i}", {"label": f"input {i}\n{_meta(t._data)}", "shape": "box",
-                                   "style": "filled", "fillcolor": "lightgrey"}))
+        g.nodes.append(
+            (
+                f"in{i}",
+                {
+                    "label": f"input {i}\n{_meta(t._data)}",
+                    "shape": "box",
+                    "style": "filled",
+                    "fillcolor": "lightgrey",
+                },
+            )
+        )
     for k, (name, mod, a, o) in enumerate(calls):
         outs = tensors(o)
         nparams = sum(p.numel() for p in mod.parameters(recurse=False))
         shape = " ".join(str(tuple(t.shape)) for t in outs[:2])
-        g.nodes.append((f"m{k}", {"label": f"{name}\n{type(mod).__name__}"
-                                  + (f" ({nparams} params)" if nparams else "") + f"\n-> {shape}",
-                                  "shape": "box", "style": "rounded"}))
+        g.nodes.append(
+            (
+                f"m{k}",
+                {
+                    "label": f"{name}\n{type(mod).__name__}"
+                    + (f" ({nparams} params)" if nparams else "")
+                    + f"\n-> {shape}",
+                    "shape": "box",
+                    "style": "rounded",
+                },
+            )
+        )
         for t in outs:
             if t.grad_fn is not None:
                 producer[(t.grad_fn, t._out_idx)] = f"m{k}"
@@ -252,8 +293,17 @@ def draw_module_graph(model, *inputs, **kwargs) -> Digraph:
             g.edges.append((s, f"m{k}", {}))
     final = tensors(out)
     for j, t in enumerate(final):
-        g.nodes.append((f"out{j}", {"label": f"output\n{_meta(t._data)}", "shape": "box",
-                                    "style": "filled", "fillcolor": "darkolivegreen1"}))
+        g.nodes.append(
+            (
+                f"out{j}",
+                {
+                    "label": f"output\n{_meta(t._data)}",
+                    "shape": "box",
+                    "style": "filled",
+                    "fillcolor": "darkolivegreen1",
+                },
+            )
+        )
         for s in dict.fromkeys(_sources(t, producer, input_ids)):
             g.edges.append((s, f"out{j}", {}))
     return g
@@ -318,7 +368,9 @@ def parse_dot(source: str):
 
     for ln in lines[1:-1]:
         s = ln.strip()
-        if re.match(r"^(node|edge|graph)\s*\[.*\]\s*;$", s) or re.match(r'^\w+=("(?:[^"\\]|\\.)*"|[\w.]+);$', s):
+        if re.match(r"^(node|edge|graph)\s*\[.*\]\s*;$", s) or re.match(
+            r'^\w+=("(?:[^"\\]|\\.)*"|[\w.]+);$', s
+        ):
             continue
         m = _EDGE_RE.match(s)
         if m:

@@ -55,7 +55,7 @@ class Case:
     ops: tuple
     fn: object
     args: tuple
-    smooth: bool = True  # run gradgradcheck too
+    smooth: bool = True  # False: the op has kinks (inputs are sampled away from them)
     grad: bool = True  # differentiable (else: forward values and dtype only)
     rtol: float = 1e-4
     atol: float = 1e-5
@@ -912,6 +912,70 @@ add("softmax_0d", "softmax", lambda m, a: a.softmax(0), A(()))
 add("amax_0d", "amax", lambda m, a: a.amax(0), A(()), smooth=False)
 add("norm_0d", "norm", lambda m, a: a.norm(), A((), "nz"), smooth=False)
 add("mean_empty", "mean", lambda m, a: a.mean(1), A((2, 0)), grad=False)
-add("clamp_int_float_bounds", "clamp", lambda m, a: m.clamp(a, 0.5, 3.5), K([1, 5], "int64"),
-    grad=False)
+add(
+    "clamp_int_float_bounds",
+    "clamp",
+    lambda m, a: m.clamp(a, 0.5, 3.5),
+    K([1, 5], "int64"),
+    grad=False,
+)
 add("nonzero_0d", "nonzero", lambda m, a: m.nonzero(a), K(1, "int64"), grad=False)
+
+# --- more in-place and setitem forms ------------------------------------------------------------
+add("setitem_list_idx", "setitem", _setitem(([0, 2],)), A((3, 2)), A((2, 2)))
+add("setitem_mask", "setitem", lambda m, a, v: _set_mask(a.clone(), v), A((2, 3)), A(()))
+add("setitem_ellipsis", "setitem", _setitem((Ellipsis, 0)), A((2, 3)), A((2,)))
+add(
+    "scatter_",
+    "scatter",
+    lambda m, a, s: a.clone().scatter_(1, m.tensor([[2, 0]]), s),
+    A((2, 3)),
+    A((1, 2)),
+)
+add(
+    "scatter_add_",
+    "scatter_add",
+    lambda m, a, s: a.clone().scatter_add_(0, m.tensor([[1, 1]]), s),
+    A((2, 2)),
+    A((1, 2)),
+)
+add(
+    "index_add_",
+    "index_add",
+    lambda m, a, s: a.clone().index_add_(0, m.tensor([1, 1]), s),
+    A((2, 3)),
+    A((2, 3)),
+)
+add("tril_", "tril", lambda m, a: a.clone().tril_(), A((3, 3)))
+add("sub_scalar_alpha_", "sub_", lambda m, a: a.clone().sub_(2.0, alpha=0.5), A((3,)))
+add("div_scalar_", "div_", lambda m, a: a.clone().div_(4.0), A((3,)))
+add("isub", "sub_", lambda m, a, b: _isub(a.clone(), b), A((2, 3)), A((3,)))
+add("itruediv", "div_", lambda m, a, b: _idiv(a.clone(), b), A((2, 3)), A((3,), "nz"))
+add("ipow", "pow_", lambda m, a: _ipow(a.clone()), A((3,), "pos"))
+add("view_inplace", "mul_", lambda m, a: _view_mul(a * 1), A((2, 3)))
+
+
+def _set_mask(y, v):
+    y[y > 0] = v
+    return y
+
+
+def _isub(y, b):
+    y -= b
+    return y
+
+
+def _idiv(y, b):
+    y /= b
+    return y
+
+
+def _ipow(y):
+    y **= 2
+    return y
+
+
+def _view_mul(y):
+    y[:, 1:].mul_(3)
+    y[0].add_(1)
+    return y

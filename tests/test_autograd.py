@@ -35,7 +35,7 @@ def test_second_backward_through_freed_graph_raises():
         y.backward()
 
 
-def test_non_scalar_backward_needs_gradient():
+def test_T07_non_scalar_backward_needs_gradient():
     x = rg.tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = x * 2
     with pytest.raises(RuntimeError, match="scalar outputs"):
@@ -128,6 +128,7 @@ def test_T15_retain_grad_and_nonleaf_warning():
         assert z.grad is None
 
 
+@pytest.mark.slow
 def test_T04_deep_chain_100k_no_recursion():
     limit = sys.getrecursionlimit()
     x = rg.tensor(1.0, dtype=rg.float64, requires_grad=True)
@@ -137,12 +138,18 @@ def test_T04_deep_chain_100k_no_recursion():
     y.backward()
     np.testing.assert_allclose(x.grad.item(), 1.00001**100_000, rtol=1e-9)
     assert sys.getrecursionlimit() == limit
-    # freeing the graph without having run backward must not recurse either
-    y = x
-    for _ in range(100_000):
-        y = y * 1.0
-    del y
+    del y  # freeing the 100,000-node chain must not recurse either
     assert sys.getrecursionlimit() == limit
+
+
+def test_T04_freeing_an_unused_deep_graph():
+    x = rg.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(30_000):
+        y = y * 1.0
+    ref = __import__("weakref").ref(y.grad_fn)
+    del y  # never backpropagated: the saved tensors go too, without recursion
+    assert ref() is None
 
 
 def test_T04_deep_chain_10k_value():
@@ -673,3 +680,84 @@ def test_random_inplace_on_nonleaf_cuts_gradient():
     assert y.grad_fn is not None and (y.detach().abs() <= 1).all()
     (y * x).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), y.detach().numpy())  # y is now a constant
+
+
+def test_backward_inputs_non_leaf_gets_grad():
+    x = rg.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2
+    (h * h).sum().backward(inputs=[h])
+    assert h.grad.tolist() == [4.0, 8.0] and x.grad is None
+
+
+def test_backward_on_a_leaf_and_create_graph_backward():
+    x = rg.tensor(2.0, requires_grad=True)
+    x.backward()
+    assert x.grad.item() == 1.0
+    x = rg.tensor([2.0], requires_grad=True)
+    (x**3).backward(create_graph=True)
+    g = x.grad
+    assert g.tolist() == [12.0] and g.requires_grad
+    x.grad = None
+    g.backward()
+    assert x.grad.tolist() == [12.0]
+
+
+def test_hooks_run_on_every_pass_and_post_accumulate():
+    x = rg.tensor([1.0], requires_grad=True)
+    calls, post = [], []
+    x.register_hook(lambda g: calls.append(g.item()))
+    x.register_post_accumulate_grad_hook(lambda t: post.append(t.grad.item()))
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    assert calls == [2.0, 2.0] and post == [2.0, 4.0]
+
+
+def test_grad_setter_checks():
+    x = rg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="size"):
+        x.grad = rg.zeros(3)
+    x.grad = rg.ones(2)
+    (x * x).sum().backward()
+    assert x.grad.tolist() == [3.0, 5.0]
+    with pytest.raises(RuntimeError, match="leaf"):
+        (x * 2).requires_grad_(False)
+
+
+def test_gradcheck_non_contiguous_input():
+    x = rg.randn(3, 2, dtype=rg.float64).t().requires_grad_()
+    assert not x.is_contiguous()
+    assert rg.autograd.gradcheck(lambda t: t.exp() * t, (x,))
+
+
+STALE_VIEWS = {
+    "slice": (lambda y: y[:2], lambda v: v * 3),
+    "expand": (lambda y: y.unsqueeze(0).expand(2, 3), lambda v: v**2),
+    "view_of_view": (lambda y: y.reshape(3, 1).t(), lambda v: v**2),
+    "int_index": (lambda y: y[2], lambda v: v * 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STALE_VIEWS))
+def test_view_made_before_base_inplace_sees_new_graph(torch, name):
+    """A view taken before an in-place op on its base differentiates through the base's new
+    value (torch regenerates the view's grad_fn); the stale graph would give half the grad."""
+    make_view, use = STALE_VIEWS[name]
+    grads = []
+    for lib in (rg, torch):
+        x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y = x * 1
+        v = make_view(y)
+        y.mul_(2)
+        use(v).sum().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_allclose(*grads)
+
+
+def test_view_of_untracked_base_after_inplace_with_grad():
+    x = rg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    z = rg.zeros(4)
+    a = z[:2]
+    z[1:3].copy_(x[:2] * 2)
+    (a * 5).sum().backward()
+    assert x.grad.tolist() == [10.0, 0.0, 0.0]

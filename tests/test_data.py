@@ -330,3 +330,13 @@ def test_random_horizontal_flip():
     y = T.RandomHorizontalFlip(p=1.0)(x)
     np.testing.assert_array_equal(y.numpy(), x.numpy()[..., ::-1])
     assert T.RandomHorizontalFlip(p=0.0)(x).tolist() == x.tolist()
+
+
+def test_subset_of_tensor_dataset_fast_path():
+    x = rg.arange(20.0).reshape(10, 2)
+    ds = rg.data.TensorDataset(x, rg.arange(10))
+    sub = rg.data.Subset(ds, [9, 2, 5, 7])
+    got = [b for b in rg.data.DataLoader(sub, batch_size=3)]
+    assert [b[1].tolist() for b in got] == [[9, 2, 5], [7]]
+    np.testing.assert_array_equal(got[0][0].numpy(), x.numpy()[[9, 2, 5]])
+    assert got[0][0].dtype == rg.float32

@@ -11,8 +11,9 @@ from retrograd.diagnostics import attribute
 
 
 def _mlp():
-    return nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 16), nn.Sigmoid(),
-                         nn.Linear(16, 4))
+    return nn.Sequential(
+        nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 16), nn.Sigmoid(), nn.Linear(16, 4)
+    )
 
 
 def test_integrated_gradients_completeness_within_1pct():
@@ -35,8 +36,13 @@ def test_integrated_gradients_completeness_within_1pct():
 def test_saliency_and_grad_x_input_match_torch(torch):
     model = _mlp()
     x = rg.randn(2, 6)
-    tm = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 16),
-                             torch.nn.Sigmoid(), torch.nn.Linear(16, 4))
+    tm = torch.nn.Sequential(
+        torch.nn.Linear(6, 16),
+        torch.nn.Tanh(),
+        torch.nn.Linear(16, 16),
+        torch.nn.Sigmoid(),
+        torch.nn.Linear(16, 4),
+    )
     with torch.no_grad():
         for (_, p), (_, q) in zip(model.named_parameters(), tm.named_parameters()):
             q.copy_(torch.from_numpy(p.detach().numpy()))
@@ -48,7 +54,9 @@ def test_saliency_and_grad_x_input_match_torch(torch):
     np.testing.assert_array_equal(s.target, tgt.numpy())
     np.testing.assert_allclose(s.attributions, xt.grad.abs().numpy(), rtol=1e-4, atol=1e-7)
     gx = attribute(model, x, method="grad_x_input")
-    np.testing.assert_allclose(gx.attributions, (xt.grad * xt).detach().numpy(), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(
+        gx.attributions, (xt.grad * xt).detach().numpy(), rtol=1e-4, atol=1e-7
+    )
 
 
 def test_grad_x_input_exact_for_linear_model():
@@ -61,8 +69,9 @@ def test_grad_x_input_exact_for_linear_model():
 
 
 def test_token_inputs_gpt_heatmap():
-    cfg = rg.models.GPTConfig(block_size=16, vocab_size=20, n_layer=1, n_head=2, n_embd=8,
-                              dropout=0.1)
+    cfg = rg.models.GPTConfig(
+        block_size=16, vocab_size=20, n_layer=1, n_head=2, n_embd=8, dropout=0.1
+    )
     model = rg.models.GPT(cfg)
     model.train()
     idx = rg.randint(0, 20, (1, 10))

@@ -17,7 +17,7 @@ def _data(n=256, seed=0):
     w = g.standard_normal((6, 1)).astype(np.float32)
     Y = np.tanh(X @ w) + 0.05 * g.standard_normal((n, 1)).astype(np.float32)
     Xt, Yt = rg.tensor(X), rg.tensor(Y)
-    return [(Xt[i:i + 32], Yt[i:i + 32]) for i in range(0, n, 32)]
+    return [(Xt[i : i + 32], Yt[i : i + 32]) for i in range(0, n, 32)]
 
 
 def _model():
@@ -99,7 +99,7 @@ def test_T81_suggestion_is_steepest_slope_not_min_loss():
     i = r.suggestion_index
     x = np.log10(r.lrs)
     n_ok = len([v for v in r.losses if np.isfinite(v)])
-    slope = np.gradient(np.asarray(r.losses[10:n_ok - 5]), x[10:n_ok - 5])
+    slope = np.gradient(np.asarray(r.losses[10 : n_ok - 5]), x[10 : n_ok - 5])
     assert i == 10 + int(np.argmin(slope))
     assert slope.min() < 0
     assert r.suggestion < r.min_loss_lr

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 
 import retrograd as rg
 from retrograd import nn
@@ -145,15 +144,23 @@ def test_saturation_flagged():
 def test_lr_too_high_and_too_low():
     rg.manual_seed(0)
     x, y = rg.randn(64, 8), rg.randn(64, 1)
-    mon = train(nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1)), steps=30, lr=3.0,
-                x=x, y=y, quiet=True)
+    mon = train(
+        nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1)),
+        steps=30,
+        lr=3.0,
+        x=x,
+        y=y,
+        quiet=True,
+    )
     assert "lr_too_high" in kinds(mon)
-    mon = train(nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1)), steps=30, lr=1e-7,
-                x=x, y=y)
+    mon = train(
+        nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1)), steps=30, lr=1e-7, x=x, y=y
+    )
     ks = kinds(mon)
     assert "lr_too_low" in ks and "lr_too_high" not in ks
-    mon = train(nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1)), steps=30, lr=0.05,
-                x=x, y=y)
+    mon = train(
+        nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1)), steps=30, lr=0.05, x=x, y=y
+    )
     assert not {"lr_too_low", "lr_too_high"} & set(kinds(mon))
 
 
@@ -167,8 +174,9 @@ def test_update_ratio_matches_manual_and_without_optimizer_hook():
         assert rec["params"]["0.weight"]["update_ratio"] is not None
         g = rec["params"]["0.weight"]["grad_norm"]
         # SGD: |dw| = lr * |g|
-        assert math.isclose(rec["params"]["0.weight"]["update_ratio"],
-                            0.1 * g / np.linalg.norm(w0), rel_tol=1e-4)
+        assert math.isclose(
+            rec["params"]["0.weight"]["update_ratio"], 0.1 * g / np.linalg.norm(w0), rel_tol=1e-4
+        )
 
 
 def test_every_and_detach_leave_no_hooks():
@@ -198,6 +206,7 @@ def test_report_html_plot_save_load(tmp_path):
 
 def test_thresholds_configurable():
     mon = train(mlp(nn.Sigmoid, depth=6), steps=2)
-    assert "vanishing" not in [v.kind for v in mon.verdicts(Thresholds(vanish_ratio=1e-30,
-                                                                        vanish_abs=0.0))]
+    assert "vanishing" not in [
+        v.kind for v in mon.verdicts(Thresholds(vanish_ratio=1e-30, vanish_abs=0.0))
+    ]
     assert "vanishing" in [v.kind for v in mon.verdicts(Thresholds(vanish_ratio=10.0))]

@@ -44,8 +44,15 @@ def mpirun(script, n, *args, flags=(), timeout=90, launcher=None):
     cmd = [launcher or MPIEXEC, *flags, "-n", str(n), sys.executable, str(SCRIPTS / script)]
     cmd += [str(a) for a in args]
     t0 = time.monotonic()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT,
-                       stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     return p.returncode, p.stdout + p.stderr, time.monotonic() - t0
 
 
@@ -62,8 +69,14 @@ def test_collectives_match_numpy_3_ranks():
     rc, out, _ = mpirun("collectives.py", 3)
     assert rc == 0, out
     assert "ALL OK" in out and "BAD" not in out, out
-    for name in ("all_reduce SUM int64", "all_reduce AVG float32", "broadcast src=2 float32",
-                 "all_gather int64", "reduce_scatter MAX float32", "scatter int64"):
+    for name in (
+        "all_reduce SUM int64",
+        "all_reduce AVG float32",
+        "broadcast src=2 float32",
+        "all_gather int64",
+        "reduce_scatter MAX float32",
+        "scatter int64",
+    ):
         assert f"ok  {name}" in out, out
 
 
@@ -76,6 +89,7 @@ def test_ddp_two_ranks_matches_single_process():
     assert "ALL OK" in out and "BAD" not in out, out
     assert "reductions=20" in out  # one bucketed all-reduce per step
     assert "(e) no_sync" in out and "(f) bucket_cap_mb=0.001 -> 4 buckets" in out, out
+    assert "ok  broadcast_buffers" in out
 
 
 # --- (c) failures: the survivor names the failed rank within the timeout ------------------------
@@ -121,8 +135,13 @@ def test_hung_rank_times_out_naming_it():
 def test_world_size_1_collectives_are_identities(world1):
     assert dist.is_initialized() and dist.get_rank() == 0 and dist.get_world_size() == 1
     t = rg.tensor([1.0, -2.0, 3.0])
-    for op in (dist.ReduceOp.SUM, dist.ReduceOp.AVG, dist.ReduceOp.MAX, dist.ReduceOp.MIN,
-               dist.ReduceOp.PRODUCT):
+    for op in (
+        dist.ReduceOp.SUM,
+        dist.ReduceOp.AVG,
+        dist.ReduceOp.MAX,
+        dist.ReduceOp.MIN,
+        dist.ReduceOp.PRODUCT,
+    ):
         assert dist.all_reduce(t, op=op) is None
         np.testing.assert_array_equal(t.numpy(), [1.0, -2.0, 3.0])
     w = dist.all_reduce(t, async_op=True)
@@ -185,8 +204,14 @@ def test_import_does_not_initialise_mpi():
         "print(d.is_available())\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "PMIX"))}
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       cwd=ROOT, env=dict(env, PYTHONPATH=str(ROOT)), timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(env, PYTHONPATH=str(ROOT)),
+        timeout=60,
+    )
     assert p.returncode == 0 and p.stdout.strip() == "True", p.stderr
 
 
@@ -212,12 +237,14 @@ def test_ddp_world_size_1_is_a_thin_wrapper(world1):
     assert lin.weight._post_hooks in (None, {})  # no hooks, no buckets to fill
     x = rg.randn(5, 4)
     ddp(x).sum().backward()
-    np.testing.assert_allclose(lin.weight.grad.numpy(), np.tile(x.numpy().sum(0), (2, 1)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        lin.weight.grad.numpy(), np.tile(x.numpy().sum(0), (2, 1)), rtol=1e-6
+    )
     with ddp.no_sync():
         ddp(x).sum().backward()
-    np.testing.assert_allclose(lin.weight.grad.numpy(), 2 * np.tile(x.numpy().sum(0), (2, 1)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        lin.weight.grad.numpy(), 2 * np.tile(x.numpy().sum(0), (2, 1)), rtol=1e-6
+    )
 
 
 def test_ddp_requires_process_group_and_parameters():
@@ -250,8 +277,9 @@ def test_failure_monitor_names_dead_and_failed_peers(tmp_path):
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # a pid that no longer exists
     host = __import__("socket").gethostname()
-    mon = FailureMonitor(str(tmp_path / "job"), 0, 3, [host, host, "elsewhere"],
-                         [os.getpid(), child.pid, 1])
+    mon = FailureMonitor(
+        str(tmp_path / "job"), 0, 3, [host, host, "elsewhere"], [os.getpid(), child.pid, 1]
+    )
     try:
         assert mon.dead_peers() == [1]  # rank 2 is on another host: not checked by pid
         pg = _ProcessGroup(0, 3, 5.0, monitor=mon)
@@ -260,7 +288,8 @@ def test_failure_monitor_names_dead_and_failed_peers(tmp_path):
         assert ei.value.failed_ranks == (1,)
         mon.pids[1] = os.getpid()
         FailureMonitor(mon.path, 2, 3, mon.hosts, mon.pids).report_failure(
-            "rank 2 failed: ValueError: x")
+            "rank 2 failed: ValueError: x"
+        )
         with pytest.raises(DistBackendError, match="because rank 2 failed: ValueError: x"):
             pg._tick("barrier", 8, 0.5)
         assert mon.laggards(8) == [1, 2]
@@ -278,17 +307,43 @@ def test_cli_train_mnist_mlp_two_ranks_matches_one_process(tmp_path):
 
     # dropout and random shifts off: their random draws differ by construction between a
     # global batch and its per-rank slices; everything else is the mnist-mlp preset (AdamW)
-    args = ["-m", "retrograd.cli", "train", "mnist-mlp", "--steps", "20", "--no-progress",
-            "--set", "model.dropout=0", "--set", "data.augment_shift=0", "--eval-every", "10"]
+    args = [
+        "-m",
+        "retrograd.cli",
+        "train",
+        "mnist-mlp",
+        "--steps",
+        "20",
+        "--no-progress",
+        "--set",
+        "model.dropout=0",
+        "--set",
+        "data.augment_shift=0",
+        "--eval-every",
+        "10",
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     env = {k: v for k, v in env.items() if not k.startswith(("PMI_", "OMPI_", "PMIX"))}
     one, two = tmp_path / "one", tmp_path / "two"
-    p1 = subprocess.run([sys.executable, *args, "--out", str(one)], capture_output=True,
-                        text=True, env=env, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL)
+    p1 = subprocess.run(
+        [sys.executable, *args, "--out", str(one)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert p1.returncode == 0, p1.stderr
-    p2 = subprocess.run([MPIEXEC, "-n", "2", sys.executable, *args, "--out", str(two)],
-                        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
-                        stdin=subprocess.DEVNULL)
+    p2 = subprocess.run(
+        [MPIEXEC, "-n", "2", sys.executable, *args, "--out", str(two)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert p2.returncode == 0, p2.stdout + p2.stderr
     assert p2.stdout.count("final: step 20") == 1  # only rank 0 reports
     a, b = load_file(one / "model.safetensors"), load_file(two / "model.safetensors")
@@ -303,3 +358,11 @@ def test_cli_train_mnist_mlp_two_ranks_matches_one_process(tmp_path):
     train1 = [r["loss"] for r in l1 if r["type"] == "train"]
     train2 = [r["loss"] for r in l2 if r["type"] == "train"]
     np.testing.assert_allclose(train2, train1, rtol=1e-5)  # logged loss = mean over ranks
+
+
+@needs_mpi
+def test_trainer_signal_on_one_rank_stops_all_ranks_at_the_same_step(tmp_path):
+    rc, out, secs = mpirun("train_signal.py", 2, tmp_path / "run", timeout=90)
+    assert rc == 0, out
+    assert "STOPPED [(6, True, 2), (6, True, 2)]" in out, out  # SIGINT=2 seen after step 5
+    assert (tmp_path / "run" / "checkpoint.safetensors").exists()

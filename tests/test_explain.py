@@ -100,8 +100,9 @@ def test_explain_errors():
 
 
 def test_explain_module_layer_by_layer():
-    model = nn.Sequential(nn.Linear(4, 8), nn.Sigmoid(), nn.Linear(8, 8), nn.Sigmoid(),
-                          nn.Linear(8, 1))
+    model = nn.Sequential(
+        nn.Linear(4, 8), nn.Sigmoid(), nn.Linear(8, 8), nn.Sigmoid(), nn.Linear(8, 1)
+    )
     x, y = rg.randn(16, 4), rg.randn(16, 1)
     mx = rg.explain(model, x, target=y, loss_fn=nn.MSELoss())
     names = [lf.name for lf in mx.layers]
@@ -111,10 +112,13 @@ def test_explain_module_layer_by_layer():
     loss.backward()
     for lf in mx.layers:
         m = model.get_submodule(lf.name)
-        ref = math.sqrt(sum(float((p.grad.numpy().astype(np.float64) ** 2).sum())
-                            for p in m.parameters()))
+        ref = math.sqrt(
+            sum(float((p.grad.numpy().astype(np.float64) ** 2).sum()) for p in m.parameters())
+        )
         assert lf.grad_norm == pytest.approx(ref, rel=1e-5)
-    assert mx.layers[0].ratio_to_next == pytest.approx(mx.layers[0].grad_norm / mx.layers[1].grad_norm)
+    assert mx.layers[0].ratio_to_next == pytest.approx(
+        mx.layers[0].grad_norm / mx.layers[1].grad_norm
+    )
     assert "vs next" in mx.text and "<table" in mx.html
     # from an already computed loss: ordered by distance from the loss
     loss2 = nn.MSELoss()(model(x), y)

@@ -308,3 +308,15 @@ def test_T76_checkpoint_into_mismatched_module(tmp_path):
     ok = M(2)
     res = ok.load_state_dict(rg.load(p), strict=False)
     assert res.unexpected_keys == ["extra"] and res.missing_keys == []
+
+
+def test_bfloat16_safetensors_load_as_float32(torch, tmp_path):
+    from safetensors.torch import save_file
+
+    t = torch.randn(3, 4).to(torch.bfloat16)
+    p = tmp_path / "bf.safetensors"
+    save_file({"w": t, "b": torch.ones(2)}, str(p))
+    sd = rg.load(p)
+    assert sd["w"].dtype == rg.float32 and sd["w"].shape == (3, 4)
+    np.testing.assert_array_equal(sd["w"].numpy(), t.float().numpy())
+    assert sd["b"].tolist() == [1.0, 1.0]

@@ -19,6 +19,8 @@ FACTORIES = {
     "zeros": lambda m: m.zeros(2, 3),
     "zeros_tuple": lambda m: m.zeros((2, 3), dtype=m.int64),
     "ones": lambda m: m.ones([3]),
+    "zeros_size_kw": lambda m: m.zeros(size=(2, 3)),
+    "ones_size_kw": lambda m: m.ones(size=[2], dtype=m.float64),
     "full": lambda m: m.full((2, 2), 1.5),
     "full_int": lambda m: m.full((2,), 7),
     "arange": lambda m: m.arange(5),
@@ -54,6 +56,9 @@ def test_random_factories_shapes_dtypes_and_ranges():
     x = rg.ones(2, 3, dtype=rg.float64)
     assert rg.rand_like(x).dtype == rg.float64 and rg.randn_like(x).shape == (2, 3)
     assert rg.zeros(2, requires_grad=True).requires_grad
+    assert rg.rand(size=(2,)).shape == (2,) and rg.randn(size=(1, 2)).shape == (1, 2)
+    with pytest.raises(RuntimeError, match="floating point"):
+        rg.rand_like(rg.tensor([1, 2]))
 
 
 def test_manual_seed_and_generator_determinism():

@@ -179,3 +179,35 @@ def test_default_dtype():
         rg.set_default_dtype(rg.float32)
     with pytest.raises(TypeError):
         rg.set_default_dtype(rg.int64)
+
+
+FP16_OPS = {
+    "sum": lambda m, x: x.sum(),
+    "mean": lambda m, x: x.mean(1),
+    "var": lambda m, x: x.var(1),
+    "std": lambda m, x: x.std(),
+    "logsumexp": lambda m, x: x.logsumexp(1),
+    "norm": lambda m, x: x.norm(dim=1),
+    "cumsum": lambda m, x: x.cumsum(1),
+    "matmul": lambda m, x: x @ x.t(),
+    "gelu": lambda m, x: m.nn.functional.gelu(x),
+    "log_softmax": lambda m, x: x.log_softmax(1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FP16_OPS))
+def test_float16_ops_accumulate_like_torch(torch, name):
+    """float16 inputs: float16 results and grads, accumulated in float32 like torch (a float16
+    running sum of 1200 values of ~100 would overflow or drift)."""
+    a = (np.random.default_rng(0).standard_normal((4, 300)) * 10).astype(np.float16)
+    outs = []
+    for m in (rg, torch):
+        x = m.tensor(a, requires_grad=True)
+        y = FP16_OPS[name](m, x)
+        y.float().sum().backward()
+        assert str(y.dtype).endswith("float16") and str(x.grad.dtype).endswith("float16")
+        outs.append((y.detach().float().numpy(), x.grad.float().numpy()))
+    (ry, rgr), (ty, tgr) = outs
+    assert np.isfinite(ry).all()
+    np.testing.assert_allclose(ry, ty, rtol=2e-3, atol=2e-3 * np.abs(ty).max())
+    np.testing.assert_allclose(rgr, tgr, rtol=2e-2, atol=2e-2 * np.abs(tgr).max())

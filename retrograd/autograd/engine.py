@@ -70,7 +70,8 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
     want_nodes = None
     if inputs is not None:
         want_leaves = {id(t) for t in inputs if t.grad_fn is None}
-        want_nodes = {(t.grad_fn, t._out_idx) for t in inputs if t.grad_fn is not None}
+        # non-leaf inputs: (node, output index) -> the tensor (backward(inputs=) fills .grad)
+        want_nodes = {(t.grad_fn, t._out_idx): t for t in inputs if t.grad_fn is not None}
     run = _Run(create_graph, {} if capture else None, None)
 
     # 1. Dependency counts of every node reachable from the roots.
@@ -229,6 +230,8 @@ def _pre(run, node, gs, want_nodes, capture):
             if (node, idx) in want_nodes and gs[idx] is not None:
                 if capture:
                     run.capture[(node, idx)] = gs[idx]
+                else:
+                    run.store(want_nodes[(node, idx)], gs[idx])
     return gs
 
 

@@ -28,9 +28,22 @@ def _outputs(fn, inputs):
 
 def _numerical_jacobian(fn, inputs, i, eps):
     """J[k, j] = d out_k / d in_j by central differences, per output."""
-    from .grad_mode import no_grad
 
     x = inputs[i]
+    saved = x._data
+    if not saved.flags.c_contiguous or not saved.flags.writeable:
+        # perturb a contiguous copy: reshape(-1) of a strided array would be a copy and the
+        # perturbations would never reach fn (a silently zero Jacobian)
+        x._data = np.array(saved, order="C")
+    try:
+        return _central_differences(fn, inputs, x, eps)
+    finally:
+        x._data = saved
+
+
+def _central_differences(fn, inputs, x, eps):
+    from .grad_mode import no_grad
+
     flat = x._data.reshape(-1)
     with no_grad():
         outs0 = _outputs(fn, inputs)

@@ -6,6 +6,8 @@ output keeps the output's array and rebuilds a Tensor from it on demand.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .grad_mode import STATE
@@ -182,11 +184,22 @@ def apply(cls, tensors, params=None):
     res = _make(out)
     if cls.is_view:
         res._version = tensors[0]._vc()
-        res._view = (tensors[0], node)  # in-place writes to the view go through the base
+        if STATE.enabled:
+            _link_view(res, tensors[0], node)
     if STATE.anomaly and STATE.enabled:  # inside a backward pass, its node reports instead
         node.trace = None
         _check_forward(node, tensors, out)
     return res
+
+
+def _link_view(res, base, node):
+    """Remember that ``res`` views ``base``: in-place writes to the view go through the base,
+    and in-place writes to the base refresh the view's grad_fn (ops/inplace.py)."""
+    res._view = (base, node)
+    views = base.__dict__.get("_views")
+    if views is None:
+        views = base._views = weakref.WeakSet()
+    views.add(res)
 
 
 def _record(node, tensors, out):
@@ -217,7 +230,7 @@ def _record(node, tensors, out):
     res = _make(out, True, node)
     if node.is_view:
         res._version = tensors[0]._vc()
-        res._view = (tensors[0], node)  # in-place writes to the view go through the base
+        _link_view(res, tensors[0], node)
     if node.save_output:
         node.out_data = out
         vc = res._vc()

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from .collate import default_collate, default_convert
-from .dataset import IterableDataset, TensorDataset
+from .dataset import IterableDataset, Subset, TensorDataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
 __all__ = ["DataLoader", "get_worker_info"]
@@ -142,20 +142,28 @@ class DataLoader:
             return self._iter_iterable()
         if self.batch_sampler is None:
             return (self.collate_fn(self.dataset[i]) for i in self.sampler)
+        base, remap = self.dataset, None
+        if isinstance(base, Subset) and isinstance(base.dataset, TensorDataset):
+            base, remap = base.dataset, np.asarray(base.indices, dtype=np.int64)
         fast = (
-            isinstance(self.dataset, TensorDataset)
+            isinstance(base, TensorDataset)
             and self.collate_fn is default_collate
             and isinstance(self.batch_sampler, BatchSampler)
         )
         if fast:
             arrays = self.batch_sampler._array_batches()
             if arrays is not None:
-                return self._iter_tensor_dataset(arrays)
+                return self._iter_tensor_dataset(base, arrays, remap)
         return self._iter_map()
 
-    def _iter_tensor_dataset(self, batches: Iterator[np.ndarray]) -> Iterator[list[Tensor]]:
-        datas = [t._data for t in self.dataset.tensors]
+    @staticmethod
+    def _iter_tensor_dataset(
+        ds: TensorDataset, batches: Iterator[np.ndarray], remap: np.ndarray | None
+    ) -> Iterator[list[Tensor]]:
+        datas = [t._data for t in ds.tensors]
         for idx in batches:
+            if remap is not None:
+                idx = remap[idx]
             # default_collate turns tuple samples into a list of batched tensors
             yield [Tensor._make(d[idx]) for d in datas]
 

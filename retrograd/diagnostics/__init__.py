@@ -16,10 +16,10 @@ Public API (``rg.explain`` is also exported at the top level; the rest lives in
 
 from __future__ import annotations
 
-from .attribution import Attribution, attribute
-from .explain import Explanation, ModuleExplanation, explain
-from .lr_finder import LRFinderResult, lr_find
-from .monitor import GradientMonitor, load_history, plot_history
-from .verdicts import KINDS, Thresholds, Verdict, diagnose
+from .attribution import Attribution, attribute  # noqa: F401
+from .explain import Explanation, ModuleExplanation, explain  # noqa: F401
+from .lr_finder import LRFinderResult, lr_find  # noqa: F401
+from .monitor import GradientMonitor, load_history, plot_history  # noqa: F401
+from .verdicts import KINDS, Thresholds, Verdict, diagnose  # noqa: F401
 
 __all__ = ["explain"]

@@ -16,7 +16,7 @@ for a sequence model, the logit of the next token at the last position). For tok
 the embedding dimension, one score per token.
 
 >>> import retrograd as rg
->>> rg.manual_seed(0)
+>>> _ = rg.manual_seed(0)
 >>> net = rg.nn.Sequential(rg.nn.Linear(4, 8), rg.nn.Tanh(), rg.nn.Linear(8, 3))
 >>> a = rg.diagnostics.attribute(net, rg.randn(1, 4), target=2, method="integrated_gradients")
 >>> a.completeness_error < 0.01
@@ -67,11 +67,16 @@ class Attribution:
         mx = np.abs(s).max() or 1.0
         order = set(np.argsort(-np.abs(s))[:top].tolist())
         shown = "".join(f"[{t}]" if i in order else t for i, t in enumerate(toks))
-        shade = "".join(_SHADES[min(4, int(round(4 * abs(v) / mx)))] * len(t)
-                        for t, v in zip(toks, s))
-        lines = [f"{self.method} attribution for target {self.target.reshape(-1)[row]}:",
-                 shown, shade, "strongest: " + ", ".join(
-                     f"{toks[i]!r}@{i} {s[i]:+.3g}" for i in np.argsort(-np.abs(s))[:top])]
+        shade = "".join(
+            _SHADES[min(4, int(round(4 * abs(v) / mx)))] * len(t) for t, v in zip(toks, s)
+        )
+        lines = [
+            f"{self.method} attribution for target {self.target.reshape(-1)[row]}:",
+            shown,
+            shade,
+            "strongest: "
+            + ", ".join(f"{toks[i]!r}@{i} {s[i]:+.3g}" for i in np.argsort(-np.abs(s))[:top]),
+        ]
         return "\n".join(lines)
 
     def html(self, tokens=None, decode=None, row: int = 0) -> str:
@@ -84,12 +89,20 @@ class Attribution:
         for t, v in zip(toks, s):
             a = abs(v) / mx
             col = f"rgba(220,40,40,{a:.2f})" if v >= 0 else f"rgba(40,80,220,{a:.2f})"
-            spans.append(f"<span title='{v:+.3g}' style='background:{col};font-family:monospace;"
-                         f"white-space:pre'>{_html.escape(str(t))}</span>")
+            spans.append(
+                f"<span title='{v:+.3g}' style='background:{col};font-family:monospace;"
+                f"white-space:pre'>{_html.escape(str(t))}</span>"
+            )
         return f"<div class='rg-attr'>{''.join(spans)}</div>"
 
-    def plot(self, path: str | os.PathLike, image=None, image_shape=None, row: int = 0,
-             title: str | None = None) -> str:
+    def plot(
+        self,
+        path: str | os.PathLike,
+        image=None,
+        image_shape=None,
+        row: int = 0,
+        title: str | None = None,
+    ) -> str:
         """Saliency image PNG (for image inputs): the input beside its attribution map."""
         import matplotlib
 
@@ -106,7 +119,9 @@ class Attribution:
             fig, ax = plt.subplots(figsize=(max(2.5, 0.35 * len(a) + 1), 2.6))
             ax.bar(range(len(a)), a, color=["C3" if v >= 0 else "C0" for v in a])
             ax.set_xlabel("feature")
-            ax.set_title(title or f"{self.method}, target {self.target.reshape(-1)[row]}", fontsize=8)
+            ax.set_title(
+                title or f"{self.method}, target {self.target.reshape(-1)[row]}", fontsize=8
+            )
             fig.tight_layout()
             fig.savefig(path, dpi=80)
             plt.close(fig)
@@ -120,7 +135,9 @@ class Attribution:
             axes[0].set_title("input", fontsize=8)
         m = np.abs(a).max() or 1.0
         axes[-1].imshow(a, cmap="RdBu_r", vmin=-m, vmax=m)
-        axes[-1].set_title(title or f"{self.method}\ntarget {self.target.reshape(-1)[row]}", fontsize=8)
+        axes[-1].set_title(
+            title or f"{self.method}\ntarget {self.target.reshape(-1)[row]}", fontsize=8
+        )
         for ax in axes:
             ax.axis("off")
         fig.tight_layout()
@@ -137,8 +154,11 @@ def _tokens(tokens, decode, own, row, n):
     if tokens is None:
         return [f"<{i}>" for i in range(n)]
     if decode is not None:
-        return [decode([int(t)]) for t in tokens]
-    return [str(t) for t in tokens]
+        out = [decode([int(t)]) for t in tokens]
+    else:
+        out = [str(t) for t in tokens]
+    # one visible cell per token, so the shade line stays aligned
+    return [t.replace("\n", "↵").replace("\t", "→") or "∅" for t in out]
 
 
 def _first_output(out):
@@ -152,14 +172,20 @@ def _score(out: Tensor, target):
     if out.dim() == 1:
         out = out.unsqueeze(0)
     if out.dim() != 2:
-        raise ValueError(f"attribute(): expected model output of shape (N, C) or (N, T, C), "
-                         f"got {tuple(out.shape)}")
+        raise ValueError(
+            f"attribute(): expected model output of shape (N, C) or (N, T, C), "
+            f"got {tuple(out.shape)}"
+        )
     n = out.shape[0]
     if target is None:
         tgt = np.argmax(out._data, axis=1)
     else:
-        tgt = np.broadcast_to(np.asarray(target._data if isinstance(target, Tensor) else target,
-                                         dtype=np.int64).reshape(-1), (n,))
+        tgt = np.broadcast_to(
+            np.asarray(
+                target._data if isinstance(target, Tensor) else target, dtype=np.int64
+            ).reshape(-1),
+            (n,),
+        )
     from ..creation import tensor as _tensor
 
     idx = _tensor(np.arange(n, dtype=np.int64))
@@ -167,8 +193,16 @@ def _score(out: Tensor, target):
     return picked, tgt
 
 
-def attribute(model, inputs, target=None, method: str = "grad_x_input", baseline=None,
-              steps: int = 50, embedding=None, forward_fn=None) -> Attribution:
+def attribute(
+    model,
+    inputs,
+    target=None,
+    method: str = "grad_x_input",
+    baseline=None,
+    steps: int = 50,
+    embedding=None,
+    forward_fn=None,
+) -> Attribution:
     """Attribute ``model``'s score for ``target`` to the parts of ``inputs``.
 
     ``inputs``: a float tensor (images, features) or integer token ids ``(B, T)``.
@@ -192,14 +226,17 @@ def attribute(model, inputs, target=None, method: str = "grad_x_input", baseline
 
         embedding = next((m for m in model.modules() if isinstance(m, Embedding)), None)
         if embedding is None:
-            raise ValueError("attribute(): integer inputs need an embedding module "
-                             "(pass embedding=model.some_embedding)")
+            raise ValueError(
+                "attribute(): integer inputs need an embedding module "
+                "(pass embedding=model.some_embedding)"
+            )
     modes = [(m, m.training) for m in model.modules()]
     model.eval()  # dropout off: attributions must be deterministic (and complete)
     try:
         if embedding is not None:
-            return _attribute_embedding(model, inputs, target, method, baseline, steps,
-                                        embedding, fwd)
+            return _attribute_embedding(
+                model, inputs, target, method, baseline, steps, embedding, fwd
+            )
         return _attribute_dense(model, inputs, target, method, baseline, steps, fwd)
     finally:
         for m, t in modes:
@@ -220,8 +257,14 @@ def _attribute_dense(model, inputs, target, method, baseline, steps, fwd):
         g, out, tgt = _grad_at(model, fwd, x, target)
         att = np.abs(g) if method == "saliency" else g * x
         return Attribution(method, att, att, tgt, out)
-    x0 = np.zeros_like(x) if baseline is None else np.broadcast_to(
-        np.asarray(baseline._data if isinstance(baseline, Tensor) else baseline, dtype=x.dtype), x.shape)
+    x0 = (
+        np.zeros_like(x)
+        if baseline is None
+        else np.broadcast_to(
+            np.asarray(baseline._data if isinstance(baseline, Tensor) else baseline, dtype=x.dtype),
+            x.shape,
+        )
+    )
     _, out, tgt = _grad_at(model, fwd, x, target)
     with no_grad():
         base_out, _ = _score(_first_output(fwd(model, Tensor._make(np.ascontiguousarray(x0)))), tgt)
@@ -277,8 +320,16 @@ def _attribute_embedding(model, inputs, target, method, baseline, steps, embeddi
         if method == "grad_x_input":
             att = g * E
             return Attribution(method, att, att.sum(-1), tgt, out, tokens=toks)
-        E0 = np.zeros_like(E) if baseline is None else np.broadcast_to(
-            np.asarray(baseline._data if isinstance(baseline, Tensor) else baseline, dtype=E.dtype), E.shape)
+        E0 = (
+            np.zeros_like(E)
+            if baseline is None
+            else np.broadcast_to(
+                np.asarray(
+                    baseline._data if isinstance(baseline, Tensor) else baseline, dtype=E.dtype
+                ),
+                E.shape,
+            )
+        )
         with no_grad():
             state["replace"] = Tensor._make(np.ascontiguousarray(E0))
             try:

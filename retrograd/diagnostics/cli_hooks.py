@@ -27,20 +27,31 @@ from .lr_finder import lr_find as _lr_find
 from .monitor import GradientMonitor, load_history, plot_history
 from .verdicts import diagnose
 
-__all__ = ["make_monitor", "MonitorCallback", "doctor", "lr_find", "attribute",
-           "write_monitor_files"]
+__all__ = [
+    "make_monitor",
+    "MonitorCallback",
+    "doctor",
+    "lr_find",
+    "attribute",
+    "write_monitor_files",
+]
 
 
 def write_monitor_files(mon: GradientMonitor, out_dir: str | Path, stem: str = "monitor") -> dict:
     """Save a monitor's history (JSON), report (text, HTML) and plot (PNG) into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / f"{stem}.json", "txt": out / f"{stem}.txt",
-             "html": out / f"{stem}.html", "png": out / f"{stem}.png"}
+    paths = {
+        "json": out / f"{stem}.json",
+        "txt": out / f"{stem}.txt",
+        "html": out / f"{stem}.html",
+        "png": out / f"{stem}.png",
+    }
     mon.save(paths["json"])
     paths["txt"].write_text(mon.report() + "\n")
-    paths["html"].write_text("<!doctype html><meta charset=utf-8><title>retrograd monitor</title>"
-                             + mon.to_html() + "\n")
+    paths["html"].write_text(
+        "<!doctype html><meta charset=utf-8><title>retrograd monitor</title>" + mon.to_html() + "\n"
+    )
     if mon.history["records"]:
         mon.plot(paths["png"])
     return {k: str(v) for k, v in paths.items()}
@@ -73,8 +84,11 @@ class MonitorCallback:
         paths = write_monitor_files(self.monitor, trainer.run_dir)
         if not self.quiet:
             vs = self.monitor.verdicts()
-            print("monitor: " + ("healthy" if not vs else "; ".join(v.kind for v in vs))
-                  + f" (details: {paths['txt']})")
+            print(
+                "monitor: "
+                + ("healthy" if not vs else "; ".join(v.kind for v in vs))
+                + f" (details: {paths['txt']})"
+            )
 
 
 def make_monitor(trainer_cfg: dict | None = None, every: int | None = None) -> MonitorCallback:
@@ -90,8 +104,12 @@ def make_monitor(trainer_cfg: dict | None = None, every: int | None = None) -> M
 
 def _doctor_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="retrograd doctor")
-    p.add_argument("--steps", type=int, default=30, help="probe steps when the run has no "
-                   "monitor.json (default 30)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=30,
+        help="probe steps when the run has no monitor.json (default 30)",
+    )
     p.add_argument("--every", type=int, default=1, help="record every K probe steps")
     p.add_argument("--probe", action="store_true", help="probe even if monitor.json exists")
     p.add_argument("--html", help="also write the report as HTML to this file")
@@ -121,8 +139,10 @@ def doctor(run_dir: str | Path, argv: list[str] | None = None) -> int:
 
     tr = load_run(run_dir)
     lr = float(tr.optimizer.param_groups[0]["lr"])
-    print(f"{run_dir}: no monitor.json; probing {opts.steps} training steps from the checkpoint "
-          f"(step {tr.step}, lr {lr:g} as the schedule left it) on a copy")
+    print(
+        f"{run_dir}: no monitor.json; probing {opts.steps} training steps from the checkpoint "
+        f"(step {tr.step}, lr {lr:g} as the schedule left it) on a copy"
+    )
     mon = GradientMonitor(tr.model, every=opts.every)
     mon.attach_optimizer(tr.optimizer)
     from ..train.trainer import compute_loss
@@ -181,9 +201,18 @@ def lr_find(preset: str, argv: list[str] | None = None) -> int:
         def step_fn(model, loss_fn, batch):
             return compute_loss(model, data, batch[0], batch[1])[0]
 
-        res = _lr_find(tr.model, None, batches(), tr.optimizer, start_lr=opts.start_lr,
-                       end_lr=opts.end_lr, num_iter=opts.num_iter, smooth=opts.smooth,
-                       diverge_th=opts.diverge_th, step_fn=step_fn)
+        res = _lr_find(
+            tr.model,
+            None,
+            batches(),
+            tr.optimizer,
+            start_lr=opts.start_lr,
+            end_lr=opts.end_lr,
+            num_iter=opts.num_iter,
+            smooth=opts.smooth,
+            diverge_th=opts.diverge_th,
+            step_fn=step_fn,
+        )
     print(f"{preset}: " + res.text)
     print(f"preset lr: {cfg['optim']['lr']:g}")
     out = opts.out or f"lr_find_{preset}.png"
@@ -206,8 +235,12 @@ def _attr_parser() -> argparse.ArgumentParser:
     return p
 
 
-def attribute(run_dir: str | Path, prompt: str | None = None, index: int | None = None,
-              argv: list[str] | None = None) -> int:
+def attribute(
+    run_dir: str | Path,
+    prompt: str | None = None,
+    index: int | None = None,
+    argv: list[str] | None = None,
+) -> int:
     """``retrograd attribute RUN_DIR --prompt TEXT`` (text models: which earlier characters
     drove the next one) or ``--index I`` (classifiers: a saliency map of validation example I)."""
     opts = _attr_parser().parse_args(list(argv or []))
@@ -224,31 +257,39 @@ def attribute(run_dir: str | Path, prompt: str | None = None, index: int | None 
         if not ids:
             print("retrograd attribute: empty prompt", file=sys.stderr)
             return 2
-        ids = ids[-int(tr.cfg["data"].get("block_size", len(ids))):]
+        ids = ids[-int(tr.cfg["data"].get("block_size", len(ids))) :]
         x = _tensor([ids])
         a = _attribute(tr.model, x, target=opts.target, method=opts.method, steps=opts.steps)
         nxt = data.decode([int(a.target[0])])
         print(f"next character predicted: {nxt!r}")
         print(a.text(decode=data.decode))
         if a.completeness_error is not None:
-            print(f"completeness: attributions sum within {100 * a.completeness_error:.2f}% of "
-                  "score(prompt) - score(zero embedding)")
+            print(
+                f"completeness: attributions sum within {100 * a.completeness_error:.2f}% of "
+                "score(prompt) - score(zero embedding)"
+            )
         out = opts.out or str(Path(run_dir) / "attribution.html")
-        Path(out).write_text("<!doctype html><meta charset=utf-8>"
-                             f"<p>next character: <b>{nxt!r}</b></p>" + a.html(decode=data.decode))
+        Path(out).write_text(
+            "<!doctype html><meta charset=utf-8>"
+            f"<p>next character: <b>{nxt!r}</b></p>" + a.html(decode=data.decode)
+        )
         print(f"html: {out}")
         return 0
     if index is None:
         print("retrograd attribute: a classifier needs --index I", file=sys.stderr)
         return 2
     if not 0 <= index < len(data.x_val):
-        print(f"retrograd attribute: --index {index} out of range [0, {len(data.x_val)})",
-              file=sys.stderr)
+        print(
+            f"retrograd attribute: --index {index} out of range [0, {len(data.x_val)})",
+            file=sys.stderr,
+        )
         return 2
-    x = _tensor(data.x_val[index:index + 1])
+    x = _tensor(data.x_val[index : index + 1])
     a = _attribute(tr.model, x, target=opts.target, method=opts.method, steps=opts.steps)
-    print(f"example {index}: label {int(data.y_val[index])}, predicted {int(a.target[0])}, "
-          f"method {opts.method}")
+    print(
+        f"example {index}: label {int(data.y_val[index])}, predicted {int(a.target[0])}, "
+        f"method {opts.method}"
+    )
     out = opts.out or str(Path(run_dir) / f"attribution_{index}.png")
     if getattr(data, "image", False):
         side = int(round((x.numel()) ** 0.5))

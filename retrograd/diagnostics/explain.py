@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import html as _html
 import inspect
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,7 @@ from . import _graph
 __all__ = ["explain", "Explanation", "ExplainStep", "ExplainInput", "ModuleExplanation"]
 
 DEFAULT_MAX_NODES = 60
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # frames to skip
 JACOBIAN_CAP = 64  # largest out.numel() * in.numel() for which the local Jacobian is shown
 
 _SYMBOL = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "MatMul": "@"}
@@ -103,7 +105,7 @@ class Explanation:
 def _caller_names(frame) -> dict[int, str]:
     """Variable names of tensors in the caller's frame (best effort, for readable output)."""
     names: dict[int, str] = {}
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("retrograd"):
+    while frame is not None and frame.f_code.co_filename.startswith(_PKG_DIR):
         frame = frame.f_back
     if frame is None:
         return names
@@ -120,7 +122,7 @@ def _labeller(root, leaves, order, names, params):
     by_node: dict = {}
     # A caller variable whose grad_fn is a node names that node's output.
     frame_tensors = names.get("__tensors__", {})
-    for tid, (t, nm) in frame_tensors.items():
+    for t, nm in frame_tensors.values():
         if t.grad_fn is not None:
             by_node.setdefault((t.grad_fn, t._out_idx), nm)
     leaf_label: dict[int, str] = {}
@@ -167,7 +169,11 @@ def _jacobian(node, out_shape, out_dtype, n_inputs, in_meta):
     out_size = int(np.prod(out_shape)) if out_shape else 1
     jac = [None] * n_inputs
     sizes = [int(np.prod(s)) if s else 1 for s, _ in in_meta]
-    want = [i for i in range(n_inputs) if node.next[i] is not None and out_size * sizes[i] <= JACOBIAN_CAP]
+    want = [
+        i
+        for i in range(n_inputs)
+        if node.next[i] is not None and out_size * sizes[i] <= JACOBIAN_CAP
+    ]
     if not want or node.n_outputs != 1:
         return jac
     rows = {i: [] for i in want}
@@ -237,8 +243,9 @@ def _explain_tensor(root: Tensor, max_nodes: int, grad_output, params, names) ->
                 continue
             gts = [None if g is None else Tensor._make(g) for g in gs]
             in_grads = _call(node, gts)
-            out_shape, out_dtype = gs[0].shape if gs[0] is not None else (), (
-                gs[0].dtype if gs[0] is not None else np.float32
+            out_shape, out_dtype = (
+                gs[0].shape if gs[0] is not None else (),
+                (gs[0].dtype if gs[0] is not None else np.float32),
             )
             jac = _jacobian(node, out_shape, out_dtype, len(node.next), node.in_meta)
             step = ExplainStep(
@@ -247,7 +254,9 @@ def _explain_tensor(root: Tensor, max_nodes: int, grad_output, params, names) ->
                 label=out_label,
                 expression=_expression(node, out_label, in_labels),
                 output=vals.get(out_key),
-                upstream=gs[0] if node.n_outputs == 1 else np.asarray([g for g in gs], dtype=object),
+                upstream=gs[0]
+                if node.n_outputs == 1
+                else np.asarray([g for g in gs], dtype=object),
                 upstream_from=sources.get(out_key, []),
             )
             for i, e in enumerate(node.next):
@@ -271,25 +280,41 @@ def _explain_tensor(root: Tensor, max_nodes: int, grad_output, params, names) ->
                     sources.setdefault((t, oi), []).append(out_label)
                 else:
                     gd = g._data
-                    leaf_grads[id(t)] = gd.copy() if id(t) not in leaf_grads else leaf_grads[id(t)] + gd
+                    leaf_grads[id(t)] = (
+                        gd.copy() if id(t) not in leaf_grads else leaf_grads[id(t)] + gd
+                    )
                     leaf_sources.setdefault(id(t), []).append(out_label)
             steps.append(step)
 
     # The engine's own answer, on the same (retained) graph.
     from ..autograd import grad as _autograd_grad
 
-    ref = _autograd_grad(
-        root, leaves, grad_outputs=Tensor._make(np.asarray(grad_output)), retain_graph=True,
-        allow_unused=True,
-    ) if leaves else ()
-    grads = {leaf_label[id(t)]: leaf_grads.get(id(t), np.zeros(t._data.shape, t._data.dtype)) for t in leaves}
+    ref = (
+        _autograd_grad(
+            root,
+            leaves,
+            grad_outputs=Tensor._make(np.asarray(grad_output)),
+            retain_graph=True,
+            allow_unused=True,
+        )
+        if leaves
+        else ()
+    )
+    grads = {
+        leaf_label[id(t)]: leaf_grads.get(id(t), np.zeros(t._data.shape, t._data.dtype))
+        for t in leaves
+    }
     reference = {
         leaf_label[id(t)]: (np.zeros(t._data.shape, t._data.dtype) if r is None else r._data)
         for t, r in zip(leaves, ref)
     }
-    ok = all(np.allclose(grads[k], reference[k], rtol=1e-5, atol=1e-7, equal_nan=True) for k in grads)
+    ok = all(
+        np.allclose(grads[k], reference[k], rtol=1e-5, atol=1e-7, equal_nan=True) for k in grads
+    )
     ex = Explanation(steps, grads, reference, bool(ok), label((root.grad_fn, root._out_idx)))
-    ex._leaf_sources = {leaf_label[k]: v for k, v in ((id(t), leaf_sources.get(id(t), [])) for t in leaves)}
+    ex._leaf_sources = {
+        leaf_label[k]: v for k, v in ((id(t), leaf_sources.get(id(t), [])) for t in leaves)
+    }
     return ex
 
 
@@ -313,12 +338,13 @@ def _render_text(ex: Explanation) -> str:
             if not i.needs_grad:
                 lines.append(f"    {i.label}: constant, no gradient needed")
                 continue
-            loc = "(too large to show; computed by the node's vjp)" if i.local is None else f(i.local)
+            loc = (
+                "(too large to show; computed by the node's vjp)" if i.local is None else f(i.local)
+            )
             lines.append(
                 f"    d{s.label}/d{i.label} (local) = {loc};  d{r}/d{i.label} += "
                 f"{f(s.upstream)} x {loc if i.local is not None and i.local.size == 1 else 'J'}"
-                f" = {f(i.grad)}"
-                + ("   <- leaf" if i.is_leaf else "")
+                f" = {f(i.grad)}" + ("   <- leaf" if i.is_leaf else "")
             )
     lines.append("")
     lines.append("Leaf gradients (what .backward() accumulates into .grad):")
@@ -354,7 +380,9 @@ def _render_html(ex: Explanation) -> str:
                 f"<td>{_e(f(i.value))}</td><td>{_e(f(i.local)) if i.needs_grad else '-'}</td>"
                 f"<td>{_e(f(i.grad)) if i.needs_grad else '-'}</td></tr>"
             )
-    leaves = "".join(f"<li><code>{_e(k)}.grad = {_e(f(g))}</code></li>" for k, g in ex.grads.items())
+    leaves = "".join(
+        f"<li><code>{_e(k)}.grad = {_e(f(g))}</code></li>" for k, g in ex.grads.items()
+    )
     ok = "identical to" if ex.matches_backward else "DIFFERENT from"
     return (
         "<div class='rg-explain'><style>.rg-explain table{border-collapse:collapse}"
@@ -393,7 +421,9 @@ class ModuleExplanation:
     def text(self) -> str:
         lines = [f"Gradient flow from the loss ({self.loss:.4g}) to each layer's weights"]
         w = max([len(x.name) for x in self.layers] + [5])
-        lines.append(f"{'layer':<{w}}  {'type':<14} {'|grad|':>10} {'|w|':>10} {'vs next':>9}  chain")
+        lines.append(
+            f"{'layer':<{w}}  {'type':<14} {'|grad|':>10} {'|w|':>10} {'vs next':>9}  chain"
+        )
         for x in self.layers:
             r = "-" if x.ratio_to_next is None else f"{x.ratio_to_next:.3g}"
             lines.append(
@@ -411,7 +441,8 @@ class ModuleExplanation:
     def html(self) -> str:
         rows = "".join(
             f"<tr><td>{_e(x.name)}</td><td>{_e(x.kind)}</td><td>{x.grad_norm:.3g}</td>"
-            f"<td>{x.weight_norm:.3g}</td><td>{'-' if x.ratio_to_next is None else f'{x.ratio_to_next:.3g}'}"
+            f"<td>{x.weight_norm:.3g}</td>"
+            f"<td>{'-' if x.ratio_to_next is None else f'{x.ratio_to_next:.3g}'}"
             f"</td><td>{_e(' ← '.join(x.chain))}</td></tr>"
             for x in self.layers
         )
@@ -430,12 +461,22 @@ class ModuleExplanation:
 def _explain_module(model, args, target, loss_fn) -> ModuleExplanation:
     from ..autograd import grad as _autograd_grad
 
-    owners = [(n, m) for n, m in model.named_modules() if len(m._parameters) and any(
-        p is not None and p.requires_grad for p in m._parameters.values())]
+    owners = [
+        (n, m)
+        for n, m in model.named_modules()
+        if len(m._parameters)
+        and any(p is not None and p.requires_grad for p in m._parameters.values())
+    ]
     if not owners:
         raise ValueError("explain(): the module has no parameters that require grad")
     calls: list[str] = []
-    if len(args) == 1 and isinstance(args[0], Tensor) and args[0].grad_fn is not None and target is None and loss_fn is None:
+    if (
+        len(args) == 1
+        and isinstance(args[0], Tensor)
+        and args[0].grad_fn is not None
+        and target is None
+        and loss_fn is None
+    ):
         loss = args[0]
     else:
         handles = []
@@ -453,8 +494,12 @@ def _explain_module(model, args, target, loss_fn) -> ModuleExplanation:
             loss = out
         else:
             loss = out.sum() if target is None else ((out - target) ** 2).mean()
-    params = [(f"{n}.{k}" if n else k, p, n, m) for n, m in owners for k, p in m._parameters.items()
-              if p is not None and p.requires_grad]
+    params = [
+        (f"{n}.{k}" if n else k, p, n, m)
+        for n, m in owners
+        for k, p in m._parameters.items()
+        if p is not None and p.requires_grad
+    ]
     grads = _autograd_grad(loss, [p for _, p, _, _ in params], retain_graph=True, allow_unused=True)
     by_layer: dict[str, list] = {}
     for (_, p, n, m), g in zip(params, grads):
@@ -470,15 +515,17 @@ def _explain_module(model, args, target, loss_fn) -> ModuleExplanation:
         seq = sorted(by_layer, key=lambda n: -pd[n])
     names = [n for n in seq if n in by_layer] + [n for n in by_layer if n not in seq]
     layers = []
-    for i, n in enumerate(names):
+    for n in names:
         m, g2, w2 = by_layer[n]
-        after = [x for x in seq[seq.index(n) + 1:]] if n in seq else []
+        after = [x for x in seq[seq.index(n) + 1 :]] if n in seq else []
         chain = ["loss"] + list(reversed(after)) + [n or "(model)"]
-        layers.append(LayerFlow(n or "(model)", type(m).__name__, g2 ** 0.5, w2 ** 0.5, chain, None))
+        layers.append(LayerFlow(n or "(model)", type(m).__name__, g2**0.5, w2**0.5, chain, None))
     for i in range(len(layers) - 1):
         nxt = layers[i + 1].grad_norm
         layers[i].ratio_to_next = layers[i].grad_norm / nxt if nxt > 0 else float("inf")
-    return ModuleExplanation(layers, float(loss._data.reshape(-1)[0]) if loss.numel() else float("nan"))
+    return ModuleExplanation(
+        layers, float(loss._data.reshape(-1)[0]) if loss.numel() else float("nan")
+    )
 
 
 def _leaf_depths(root) -> dict[int, int]:
@@ -502,8 +549,15 @@ def _leaf_depths(root) -> dict[int, int]:
 # --- entry point ----------------------------------------------------------------------------
 
 
-def explain(obj, *args, max_nodes: int = DEFAULT_MAX_NODES, grad_output=None, params=None,
-            target=None, loss_fn=None):
+def explain(
+    obj,
+    *args,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    grad_output=None,
+    params=None,
+    target=None,
+    loss_fn=None,
+):
     """Explain backpropagation through ``obj``.
 
     ``explain(tensor)`` narrates the backward pass of a small graph node by node and returns an
@@ -532,7 +586,7 @@ def explain(obj, *args, max_nodes: int = DEFAULT_MAX_NODES, grad_output=None, pa
         names = _caller_names(caller)
         tensors = {}
         c = caller
-        while c is not None and c.f_globals.get("__name__", "").startswith("retrograd"):
+        while c is not None and c.f_code.co_filename.startswith(_PKG_DIR):
             c = c.f_back
         if c is not None:
             for scope in (c.f_globals, c.f_locals):

@@ -7,7 +7,7 @@ The model's parameters, buffers, gradients and train/eval mode and the optimizer
 (including its learning rates) are restored exactly afterwards.
 
 >>> import retrograd as rg
->>> rg.manual_seed(0)
+>>> _ = rg.manual_seed(0)
 >>> model = rg.nn.Linear(4, 1)
 >>> X, Y = rg.randn(64, 4), rg.randn(64, 1)
 >>> opt = rg.optim.SGD(model.parameters(), lr=0.1)
@@ -51,8 +51,10 @@ class LRFinderResult:
         s = f"LR range test: {len(self.lrs)} iterations, lr {self.lrs[0]:.2e} -> {self.lrs[-1]:.2e}"
         s += " (stopped: loss diverged)" if self.diverged else ""
         if self.suggestion is not None:
-            s += (f"\nsuggested lr (steepest descent of the smoothed loss): {self.suggestion:.3g}"
-                  f"\nlr at the minimum smoothed loss: {self.min_loss_lr:.3g} (too high to train at)")
+            s += (
+                f"\nsuggested lr (steepest descent of the smoothed loss): {self.suggestion:.3g}"
+                f"\nlr at the minimum smoothed loss: {self.min_loss_lr:.3g} (too high to train at)"
+            )
         else:
             s += "\nno suggestion: too few points before divergence; lower start_lr"
         return s
@@ -61,9 +63,15 @@ class LRFinderResult:
         return self.text
 
     def to_dict(self) -> dict:
-        return {"lrs": self.lrs, "losses": self.losses, "raw_losses": self.raw_losses,
-                "suggestion": self.suggestion, "min_loss_lr": self.min_loss_lr,
-                "diverged": self.diverged, "settings": self.settings}
+        return {
+            "lrs": self.lrs,
+            "losses": self.losses,
+            "raw_losses": self.raw_losses,
+            "suggestion": self.suggestion,
+            "min_loss_lr": self.min_loss_lr,
+            "diverged": self.diverged,
+            "settings": self.settings,
+        }
 
     def plot(self, path: str | os.PathLike, ax=None) -> str:
         """PNG of smoothed loss vs LR (log x), with the suggestion marked."""
@@ -79,8 +87,13 @@ class LRFinderResult:
         ax.semilogx(self.lrs, self.losses, color="C0", label="smoothed")
         if self.suggestion is not None:
             i = self.suggestion_index
-            ax.plot([self.lrs[i]], [self.losses[i]], "o", color="red",
-                    label=f"suggestion {self.suggestion:.2g}")
+            ax.plot(
+                [self.lrs[i]],
+                [self.losses[i]],
+                "o",
+                color="red",
+                label=f"suggestion {self.suggestion:.2g}",
+            )
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
         fin = [v for v in self.losses if math.isfinite(v)]
@@ -128,10 +141,21 @@ def suggest(lrs, losses, skip_start: int = 10, skip_end: int = 5) -> int | None:
     return lo + int(np.argmin(slope))
 
 
-def lr_find(model, loss_fn: Callable, loader: Iterable, optimizer, start_lr: float = 1e-7,
-            end_lr: float = 10.0, num_iter: int = 100, smooth: float = 0.05,
-            diverge_th: float = 5.0, step_mode: str = "exp", skip_start: int = 10,
-            skip_end: int = 5, step_fn: Callable | None = None) -> LRFinderResult:
+def lr_find(
+    model,
+    loss_fn: Callable,
+    loader: Iterable,
+    optimizer,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+    smooth: float = 0.05,
+    diverge_th: float = 5.0,
+    step_mode: str = "exp",
+    skip_start: int = 10,
+    skip_end: int = 5,
+    step_fn: Callable | None = None,
+) -> LRFinderResult:
     """Run the LR range test and restore ``model`` and ``optimizer`` exactly afterwards.
 
     ``loader`` is any iterable of ``(inputs, targets)`` batches (cycled when exhausted);
@@ -152,7 +176,9 @@ def lr_find(model, loss_fn: Callable, loader: Iterable, optimizer, start_lr: flo
 
     # --- snapshot everything the run changes --------------------------------------------
     params = list(model.named_parameters())
-    saved_p = [(p, p._data.copy(), None if p._grad is None else p._grad._data.copy()) for _, p in params]
+    saved_p = [
+        (p, p._data.copy(), None if p._grad is None else p._grad._data.copy()) for _, p in params
+    ]
     saved_b = [(b, b._data.copy()) for _, b in model.named_buffers()]
     saved_mode = [(m, m.training) for m in model.modules()]
     saved_opt = copy.deepcopy(optimizer.state_dict())
@@ -169,7 +195,11 @@ def lr_find(model, loss_fn: Callable, loader: Iterable, optimizer, start_lr: flo
         model.train()
         for i in range(num_iter):
             t = i / (num_iter - 1)
-            lr = start_lr * (end_lr / start_lr) ** t if step_mode == "exp" else start_lr + t * (end_lr - start_lr)
+            lr = (
+                start_lr * (end_lr / start_lr) ** t
+                if step_mode == "exp"
+                else start_lr + t * (end_lr - start_lr)
+            )
             for g in optimizer.param_groups:
                 g["lr"] = lr
             optimizer.zero_grad()
@@ -215,9 +245,19 @@ def lr_find(model, loss_fn: Callable, loader: Iterable, optimizer, start_lr: flo
     idx = suggest(lrs[:n_ok], sm[:n_ok], skip_start, skip_end)
     min_i = int(np.argmin([sm[j] for j in fin])) if fin else None
     return LRFinderResult(
-        lrs=lrs, losses=sm, raw_losses=raw,
-        suggestion=None if idx is None else lrs[idx], suggestion_index=idx,
-        min_loss_lr=None if min_i is None else lrs[fin[min_i]], diverged=diverged,
-        settings={"start_lr": start_lr, "end_lr": end_lr, "num_iter": num_iter,
-                  "smooth": smooth, "diverge_th": diverge_th, "step_mode": step_mode},
+        lrs=lrs,
+        losses=sm,
+        raw_losses=raw,
+        suggestion=None if idx is None else lrs[idx],
+        suggestion_index=idx,
+        min_loss_lr=None if min_i is None else lrs[fin[min_i]],
+        diverged=diverged,
+        settings={
+            "start_lr": start_lr,
+            "end_lr": end_lr,
+            "num_iter": num_iter,
+            "smooth": smooth,
+            "diverge_th": diverge_th,
+            "step_mode": step_mode,
+        },
     )

@@ -51,8 +51,18 @@ from .verdicts import Thresholds, Verdict, diagnose
 __all__ = ["GradientMonitor", "load_history"]
 
 RELU_KINDS = {"ReLU": "relu", "ReLU6": "relu", "Threshold": "relu"}
-SOFT_RELU = {"LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "CELU", "SELU", "PReLU", "Softplus",
-             "Hardswish"}
+SOFT_RELU = {
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "SiLU",
+    "Mish",
+    "CELU",
+    "SELU",
+    "PReLU",
+    "Softplus",
+    "Hardswish",
+}
 TANH_KINDS = {"Tanh": "tanh", "Hardtanh": "tanh", "Softsign": "tanh"}
 SIGMOID_KINDS = {"Sigmoid": "sigmoid", "Hardsigmoid": "sigmoid"}
 
@@ -72,8 +82,13 @@ def _act_kind(mod) -> str:
 
 def _norm(a: np.ndarray) -> float:
     # float64 accumulation for a trustworthy norm of a float32 array (cheap: one pass).
-    v = np.dot(a.ravel(), a.ravel()) if a.dtype == np.float64 else np.dot(
-        a.ravel().astype(np.float64, copy=False), a.ravel().astype(np.float64, copy=False))
+    v = (
+        np.dot(a.ravel(), a.ravel())
+        if a.dtype == np.float64
+        else np.dot(
+            a.ravel().astype(np.float64, copy=False), a.ravel().astype(np.float64, copy=False)
+        )
+    )
     return math.sqrt(float(v)) if math.isfinite(float(v)) else float("nan")
 
 
@@ -89,9 +104,15 @@ def _act_stats(kind: str, a: np.ndarray, level: float) -> dict:
     finite = np.isfinite(a)
     nonfinite = int(a.size - np.count_nonzero(finite))
     af = a if nonfinite == 0 else np.where(finite, a, 0)
-    st = {"kind": kind, "mean": float(af.mean()) if a.size else 0.0,
-          "std": float(af.std()) if a.size else 0.0, "nonfinite": nonfinite,
-          "dead": None, "saturated": None, "zero_frac": None}
+    st = {
+        "kind": kind,
+        "mean": float(af.mean()) if a.size else 0.0,
+        "std": float(af.std()) if a.size else 0.0,
+        "nonfinite": nonfinite,
+        "dead": None,
+        "saturated": None,
+        "zero_frac": None,
+    }
     if kind == "relu" and a.size:
         pos = af > 0
         st["zero_frac"] = float(1.0 - pos.mean())
@@ -116,8 +137,14 @@ class GradientMonitor:
     verdict thresholds; ``max_records`` bounds memory (oldest recorded steps are dropped).
     """
 
-    def __init__(self, model, every: int = 10, activations: bool = True,
-                 thresholds: Thresholds | None = None, max_records: int = 10000):
+    def __init__(
+        self,
+        model,
+        every: int = 10,
+        activations: bool = True,
+        thresholds: Thresholds | None = None,
+        max_records: int = 10000,
+    ):
         if every < 1:
             raise ValueError(f"GradientMonitor: every must be >= 1, got {every}")
         self.model = model
@@ -232,7 +259,7 @@ class GradientMonitor:
         params = {}
         total = 0.0
         snap = {}
-        for lname, mod, ps in self._layers:
+        for lname, _mod, ps in self._layers:
             g2 = w2 = 0.0
             nonfinite = 0
             dead_rows = None
@@ -254,22 +281,34 @@ class GradientMonitor:
                         rows = ga.reshape(ga.shape[0], -1)
                         dead_rows = float((~np.any(rows != 0, axis=1)).mean())
                 w2 += wn * wn
-                params[pname] = {"grad_norm": gn, "weight_norm": wn,
-                                 "grad_ratio": None if gn is None or wn == 0 else gn / wn,
-                                 "update_ratio": None}
+                params[pname] = {
+                    "grad_norm": gn,
+                    "weight_norm": wn,
+                    "grad_ratio": None if gn is None or wn == 0 else gn / wn,
+                    "update_ratio": None,
+                }
                 snap[pname] = (p, w.copy())
             gnorm = math.sqrt(g2) if any(p._grad is not None for _, p in ps) else None
             if nonfinite:
                 gnorm = float("nan")
             wnorm = math.sqrt(w2)
-            layers[lname] = {"grad_norm": gnorm, "weight_norm": wnorm,
-                             "grad_ratio": None if gnorm is None or wnorm == 0 else gnorm / wnorm,
-                             "update_ratio": None, "nonfinite": nonfinite,
-                             "zero_grad_rows": dead_rows}
+            layers[lname] = {
+                "grad_norm": gnorm,
+                "weight_norm": wnorm,
+                "grad_ratio": None if gnorm is None or wnorm == 0 else gnorm / wnorm,
+                "update_ratio": None,
+                "nonfinite": nonfinite,
+                "zero_grad_rows": dead_rows,
+            }
             if gnorm is not None:
                 total += gnorm * gnorm if math.isfinite(gnorm) else math.inf
-        rec = {"step": self._count, "total_norm": math.sqrt(total) if math.isfinite(total) else float("nan"),
-               "layers": layers, "params": params, "acts": dict(self._acts)}
+        rec = {
+            "step": self._count,
+            "total_norm": math.sqrt(total) if math.isfinite(total) else float("nan"),
+            "layers": layers,
+            "params": params,
+            "acts": dict(self._acts),
+        }
         if self._order and not self.history.get("forward_order"):
             self.history["forward_order"] = list(self._order)
             self._reorder()
@@ -285,7 +324,9 @@ class GradientMonitor:
         order = self.history["forward_order"]
         pos = {n: i for i, n in enumerate(order)}
         names = self.history["layers"]
-        self.history["layers"] = sorted(names, key=lambda n: pos.get(n, len(order) + names.index(n)))
+        self.history["layers"] = sorted(
+            names, key=lambda n: pos.get(n, len(order) + names.index(n))
+        )
 
     def _finish_update(self) -> None:
         """Update/weight ratios of the recorded step, from the weights snapshotted then."""
@@ -342,14 +383,25 @@ class GradientMonitor:
             if rec is None:
                 continue
             L = rec["layers"][n]
-            ups = [r["layers"][n]["update_ratio"] for r in recs
-                   if n in r["layers"] and r["layers"][n]["update_ratio"] is not None]
+            ups = [
+                r["layers"][n]["update_ratio"]
+                for r in recs
+                if n in r["layers"] and r["layers"][n]["update_ratio"] is not None
+            ]
             act = rec["acts"].get(n) or {}
-            rows.append({"layer": n, "type": self.history["layer_types"].get(n, "?"),
-                         "grad_norm": L["grad_norm"], "weight_norm": L["weight_norm"],
-                         "grad_ratio": L["grad_ratio"],
-                         "update_ratio": float(np.median(ups)) if ups else None,
-                         "act_mean": act.get("mean"), "act_std": act.get("std"), "step": rec["step"]})
+            rows.append(
+                {
+                    "layer": n,
+                    "type": self.history["layer_types"].get(n, "?"),
+                    "grad_norm": L["grad_norm"],
+                    "weight_norm": L["weight_norm"],
+                    "grad_ratio": L["grad_ratio"],
+                    "update_ratio": float(np.median(ups)) if ups else None,
+                    "act_mean": act.get("mean"),
+                    "act_std": act.get("std"),
+                    "step": rec["step"],
+                }
+            )
         # Activation-only modules (ReLU, Tanh, ...) appear with their statistics.
         last = next((r for r in reversed(recs) if r["acts"]), None)
         acts = []
@@ -363,29 +415,42 @@ class GradientMonitor:
     def report(self, thresholds: Thresholds | None = None) -> str:
         """The whole picture as text: per-layer table, activation table, verdicts."""
         rows = self.layer_table()
+
         def f(x):
             return "-" if x is None else (f"{x:.2e}" if isinstance(x, float) else str(x))
+
         n_steps = self._count
-        lines = [f"GradientMonitor: {n_steps} steps seen, {len(self.history['records'])} recorded "
-                 f"(every {self.every})"]
+        lines = [
+            f"GradientMonitor: {n_steps} steps seen, {len(self.history['records'])} recorded "
+            f"(every {self.every})"
+        ]
         if self.history["losses"]:
             l0, l1 = self.history["losses"][0][1], self.history["losses"][-1][1]
             lines.append(f"loss: first {l0:.4g}, last {l1:.4g}")
         w = max([len(r["layer"]) for r in rows] + [5])
-        lines.append(f"{'layer':<{w}} {'type':<12} {'|grad|':>9} {'|w|':>9} {'|g|/|w|':>9} "
-                     f"{'upd/|w|':>9} {'act mean':>9} {'act std':>9}")
+        lines.append(
+            f"{'layer':<{w}} {'type':<12} {'|grad|':>9} {'|w|':>9} {'|g|/|w|':>9} "
+            f"{'upd/|w|':>9} {'act mean':>9} {'act std':>9}"
+        )
         for r in rows:
-            lines.append(f"{r['layer']:<{w}} {r['type'][:12]:<12} {f(r['grad_norm']):>9} "
-                         f"{f(r['weight_norm']):>9} {f(r['grad_ratio']):>9} {f(r['update_ratio']):>9} "
-                         f"{f(r['act_mean']):>9} {f(r['act_std']):>9}")
+            lines.append(
+                f"{r['layer']:<{w}} {r['type'][:12]:<12} {f(r['grad_norm']):>9} "
+                f"{f(r['weight_norm']):>9} {f(r['grad_ratio']):>9} {f(r['update_ratio']):>9} "
+                f"{f(r['act_mean']):>9} {f(r['act_std']):>9}"
+            )
         if getattr(self, "_act_rows", None):
             lines.append("")
-            lines.append(f"{'activation':<{w}} {'kind':<8} {'mean':>9} {'std':>9} {'dead':>6} {'saturated':>9}")
+            lines.append(
+                f"{'activation':<{w}} {'kind':<8} {'mean':>9} {'std':>9} {'dead':>6} "
+                f"{'saturated':>9}"
+            )
             for a in self._act_rows:
                 d = "-" if a["dead"] is None else f"{a['dead']:.0%}"
                 s = "-" if a["saturated"] is None else f"{a['saturated']:.0%}"
-                lines.append(f"{a['module']:<{w}} {a['kind']:<8} {f(a['mean']):>9} {f(a['std']):>9} "
-                             f"{d:>6} {s:>9}")
+                lines.append(
+                    f"{a['module']:<{w}} {a['kind']:<8} {f(a['mean']):>9} {f(a['std']):>9} "
+                    f"{d:>6} {s:>9}"
+                )
         vs = self.verdicts(thresholds)
         lines.append("")
         if not vs:
@@ -401,18 +466,28 @@ class GradientMonitor:
 
         def f(x):
             return "-" if x is None else (f"{x:.2e}" if isinstance(x, float) else e(str(x)))
+
         body = "".join(
             f"<tr><td>{e(r['layer'])}</td><td>{e(r['type'])}</td><td>{f(r['grad_norm'])}</td>"
             f"<td>{f(r['weight_norm'])}</td><td>{f(r['grad_ratio'])}</td><td>{f(r['update_ratio'])}</td>"
-            f"<td>{f(r['act_mean'])}</td><td>{f(r['act_std'])}</td></tr>" for r in rows)
+            f"<td>{f(r['act_mean'])}</td><td>{f(r['act_std'])}</td></tr>"
+            for r in rows
+        )
         vs = self.verdicts(thresholds)
-        vhtml = "".join(
-            f"<li><b>{e(v.kind)}</b>: {e(v.message)}<ul>"
-            + "".join(f"<li>{e(c)}</li>" for c in v.cures) + "</ul></li>" for v in vs
-        ) or "<li>healthy: no problem detected</li>"
-        return ("<div class='rg-monitor'><table border=1 cellspacing=0 cellpadding=3><tr><th>layer</th>"
-                "<th>type</th><th>|grad|</th><th>|w|</th><th>|g|/|w|</th><th>update/|w|</th>"
-                f"<th>act mean</th><th>act std</th></tr>{body}</table><ul>{vhtml}</ul></div>")
+        vhtml = (
+            "".join(
+                f"<li><b>{e(v.kind)}</b>: {e(v.message)}<ul>"
+                + "".join(f"<li>{e(c)}</li>" for c in v.cures)
+                + "</ul></li>"
+                for v in vs
+            )
+            or "<li>healthy: no problem detected</li>"
+        )
+        return (
+            "<div class='rg-monitor'><table border=1 cellspacing=0 cellpadding=3><tr><th>layer</th>"
+            "<th>type</th><th>|grad|</th><th>|w|</th><th>|g|/|w|</th><th>update/|w|</th>"
+            f"<th>act mean</th><th>act std</th></tr>{body}</table><ul>{vhtml}</ul></div>"
+        )
 
     def plot(self, path: str | os.PathLike) -> str:
         """PNG with gradient norm per layer over steps, update ratios, and the loss."""
@@ -446,12 +521,20 @@ def plot_history(history: dict, path: str | os.PathLike) -> str:
     cmap = plt.get_cmap("viridis")
     for i, n in enumerate(layers):
         xs = [r["step"] for r in recs if n in r["layers"] and r["layers"][n]["grad_norm"]]
-        ys = [r["layers"][n]["grad_norm"] for r in recs if n in r["layers"] and r["layers"][n]["grad_norm"]]
+        ys = [
+            r["layers"][n]["grad_norm"]
+            for r in recs
+            if n in r["layers"] and r["layers"][n]["grad_norm"]
+        ]
         c = cmap(i / max(1, len(layers) - 1))
         if xs:
             axes[0].semilogy(xs, ys, color=c, label=n if len(layers) <= 8 else None)
         xs = [r["step"] for r in recs if n in r["layers"] and r["layers"][n]["update_ratio"]]
-        ys = [r["layers"][n]["update_ratio"] for r in recs if n in r["layers"] and r["layers"][n]["update_ratio"]]
+        ys = [
+            r["layers"][n]["update_ratio"]
+            for r in recs
+            if n in r["layers"] and r["layers"][n]["update_ratio"]
+        ]
         if xs:
             axes[1].semilogy(xs, ys, color=c)
     axes[0].set_title("gradient norm per layer (dark = first)")

@@ -23,8 +23,15 @@ import numpy as np
 
 __all__ = ["Thresholds", "Verdict", "diagnose", "KINDS"]
 
-KINDS = ("vanishing", "exploding", "dead_units", "saturation", "lr_too_high", "lr_too_low",
-         "non_finite")
+KINDS = (
+    "vanishing",
+    "exploding",
+    "dead_units",
+    "saturation",
+    "lr_too_high",
+    "lr_too_low",
+    "non_finite",
+)
 
 
 @dataclass
@@ -42,8 +49,9 @@ class Thresholds:
     - ``saturation_fraction``, ``saturation_level``: fraction of tanh outputs with
       ``|y| > saturation_level`` (sigmoid: ``|2y-1| > saturation_level``) above which the layer
       is saturated.
-    - ``update_high``, ``update_low``: median update/weight norm ratio per step above/below which
-      the LR looks too high/low (Karpathy's rule of thumb: about 1e-3 is healthy).
+    - ``update_high``, ``update_low``: the median layer's update/weight norm ratio per step
+      above/below which the LR looks too high/low (Karpathy's rule of thumb: about 1e-3 is
+      healthy; the defaults flag 100x above and 10x below it).
     - ``diverge_factor``: final loss above this times the first -> diverging.
     - ``stall_fraction``: loss improved by less than this fraction over the run -> stalled
       (used together with a low update ratio).
@@ -60,7 +68,7 @@ class Thresholds:
     saturation_fraction: float = 0.5
     saturation_level: float = 0.99
     update_high: float = 1e-1
-    update_low: float = 1e-5
+    update_low: float = 1e-4
     diverge_factor: float = 1.5
     stall_fraction: float = 0.01
     min_steps: int = 5
@@ -147,25 +155,37 @@ def diagnose(history: dict, thresholds: Thresholds | None = None) -> list[Verdic
 
     # --- non-finite ----------------------------------------------------------------------
     bad_loss = [s for s, v in losses if v is not None and not math.isfinite(v)]
-    bad_grad = [(r["step"], n) for r in recs for n in layers
-                if n in r["layers"] and r["layers"][n].get("nonfinite", 0)]
-    bad_act = [(r["step"], n) for r in recs for n, a in r.get("acts", {}).items()
-               if a.get("nonfinite", 0)]
+    bad_grad = [
+        (r["step"], n)
+        for r in recs
+        for n in layers
+        if n in r["layers"] and r["layers"][n].get("nonfinite", 0)
+    ]
+    bad_act = [
+        (r["step"], n) for r in recs for n, a in r.get("acts", {}).items() if a.get("nonfinite", 0)
+    ]
     if bad_loss or bad_grad or bad_act:
         first = []
         if bad_act:
-            first.append(f"first non-finite activation in '{bad_act[0][1]}' at step {bad_act[0][0]}")
+            first.append(
+                f"first non-finite activation in '{bad_act[0][1]}' at step {bad_act[0][0]}"
+            )
         if bad_grad:
-            first.append(f"first non-finite gradient in '{bad_grad[0][1]}' at step {bad_grad[0][0]}")
+            first.append(
+                f"first non-finite gradient in '{bad_grad[0][1]}' at step {bad_grad[0][0]}"
+            )
         if bad_loss:
             first.append(f"loss non-finite from step {bad_loss[0]}")
-        out.append(Verdict(
-            "non_finite", "NaN/inf values: " + "; ".join(first),
-            {"loss_steps": bad_loss[:20], "grad": bad_grad[:20], "activations": bad_act[:20]},
-            CURES["non_finite"],
-            layers=list(dict.fromkeys([n for _, n in bad_act + bad_grad])),
-            steps=sorted({s for s, _ in bad_grad + bad_act} | set(bad_loss))[:20],
-        ))
+        out.append(
+            Verdict(
+                "non_finite",
+                "NaN/inf values: " + "; ".join(first),
+                {"loss_steps": bad_loss[:20], "grad": bad_grad[:20], "activations": bad_act[:20]},
+                CURES["non_finite"],
+                layers=list(dict.fromkeys([n for _, n in bad_act + bad_grad])),
+                steps=sorted({s for s, _ in bad_grad + bad_act} | set(bad_loss))[:20],
+            )
+        )
 
     # Per-layer median gradient norms across recorded steps.
     med = {n: _med([r["layers"][n]["grad_norm"] for r in recs if n in r["layers"]]) for n in layers}
@@ -183,20 +203,36 @@ def diagnose(history: dict, thresholds: Thresholds | None = None) -> list[Verdic
     tiny = [n for n, v in norms.items() if 0 < v < th.vanish_abs]
     if len(layers) >= 2 and ((ratio is not None and ratio < th.vanish_ratio) or tiny):
         early = layers[: max(1, len(layers) // 4)]
-        upd = _med([r["layers"][n].get("update_ratio") for r in recs for n in early if n in r["layers"]])
-        msg = (f"vanishing gradients: the first layer '{layers[0]}' gets "
-               f"{ratio:.2e} x the gradient norm of the last layer '{layers[-1]}'"
-               if ratio is not None else "vanishing gradients")
+        upd = _med(
+            [r["layers"][n].get("update_ratio") for r in recs for n in early if n in r["layers"]]
+        )
+        msg = (
+            f"vanishing gradients: the first layer '{layers[0]}' gets "
+            f"{ratio:.2e} x the gradient norm of the last layer '{layers[-1]}'"
+            if ratio is not None
+            else "vanishing gradients"
+        )
         if tiny:
             msg += f"; {len(tiny)} layer(s) below {th.vanish_abs:g}: {', '.join(tiny[:5])}"
         if upd is not None:
             msg += f"; early layers' update/weight ratio {upd:.1e}"
-        out.append(Verdict("vanishing", msg,
-                           {"first_to_last_ratio": ratio, "layer_grad_norms": norms,
-                            "tiny_layers": tiny, "early_update_ratio": upd,
-                            "threshold_ratio": th.vanish_ratio, "threshold_abs": th.vanish_abs},
-                           CURES["vanishing"], layers=tiny or [layers[0]],
-                           steps=[r["step"] for r in recs]))
+        out.append(
+            Verdict(
+                "vanishing",
+                msg,
+                {
+                    "first_to_last_ratio": ratio,
+                    "layer_grad_norms": norms,
+                    "tiny_layers": tiny,
+                    "early_update_ratio": upd,
+                    "threshold_ratio": th.vanish_ratio,
+                    "threshold_abs": th.vanish_abs,
+                },
+                CURES["vanishing"],
+                layers=tiny or [layers[0]],
+                steps=[r["step"] for r in recs],
+            )
+        )
 
     # --- exploding -----------------------------------------------------------------------
     totals = [(r["step"], r.get("total_norm")) for r in recs]
@@ -204,18 +240,27 @@ def diagnose(history: dict, thresholds: Thresholds | None = None) -> list[Verdic
     reasons = []
     big_steps = [s for s, t in totals if t is not None and math.isfinite(t) and t > th.explode_norm]
     if big_steps:
-        reasons.append(f"total gradient norm above {th.explode_norm:g} at {len(big_steps)} "
-                       f"recorded step(s) (max {max(tvals):.3g})")
+        reasons.append(
+            f"total gradient norm above {th.explode_norm:g} at {len(big_steps)} "
+            f"recorded step(s) (max {max(tvals):.3g})"
+        )
     if ratio is not None and ratio > th.explode_ratio:
         reasons.append(f"gradient norm grows {ratio:.2e}x from the last layer to the first")
     jumps = []
     for i in range(3, len(totals)):
         prev = _finite([t for _, t in totals[:i]])
         t = totals[i][1]
-        if prev and t is not None and math.isfinite(t) and t > th.explode_jump * float(np.median(prev)):
+        if (
+            prev
+            and t is not None
+            and math.isfinite(t)
+            and t > th.explode_jump * float(np.median(prev))
+        ):
             jumps.append(totals[i][0])
     if jumps:
-        reasons.append(f"gradient norm jumped >{th.explode_jump:g}x its median at step(s) {jumps[:5]}")
+        reasons.append(
+            f"gradient norm jumped >{th.explode_jump:g}x its median at step(s) {jumps[:5]}"
+        )
     spikes = []
     if len(losses) > th.min_steps:
         run_min = math.inf
@@ -226,46 +271,84 @@ def diagnose(history: dict, thresholds: Thresholds | None = None) -> list[Verdic
                 spikes.append(s)
             run_min = min(run_min, v)
     if spikes and reasons:
-        reasons.append(f"loss spiked >{th.loss_spike:g}x its running minimum at step(s) {spikes[:5]}")
+        reasons.append(
+            f"loss spiked >{th.loss_spike:g}x its running minimum at step(s) {spikes[:5]}"
+        )
     if reasons:
-        out.append(Verdict("exploding", "exploding gradients: " + "; ".join(reasons),
-                           {"total_norms": totals[-20:], "first_to_last_ratio": ratio,
-                            "jump_steps": jumps, "loss_spike_steps": spikes,
-                            "threshold_norm": th.explode_norm},
-                           CURES["exploding"],
-                           layers=[n for n in layers if norms.get(n, 0) > th.explode_norm] or layers[:1],
-                           steps=(big_steps + jumps)[:20]))
+        out.append(
+            Verdict(
+                "exploding",
+                "exploding gradients: " + "; ".join(reasons),
+                {
+                    "total_norms": totals[-20:],
+                    "first_to_last_ratio": ratio,
+                    "jump_steps": jumps,
+                    "loss_spike_steps": spikes,
+                    "threshold_norm": th.explode_norm,
+                },
+                CURES["exploding"],
+                layers=[n for n in layers if norms.get(n, 0) > th.explode_norm] or layers[:1],
+                steps=(big_steps + jumps)[:20],
+            )
+        )
 
     # --- dead units / saturation (latest record with activation stats) --------------------
     act_rec = next((r for r in reversed(recs) if r.get("acts")), None)
     if act_rec is not None:
-        dead = {n: a["dead"] for n, a in act_rec["acts"].items()
-                if a.get("dead") is not None and a["dead"] >= th.dead_fraction}
+        dead = {
+            n: a["dead"]
+            for n, a in act_rec["acts"].items()
+            if a.get("dead") is not None and a["dead"] >= th.dead_fraction
+        }
         if dead:
             worst = max(dead, key=dead.get)
-            out.append(Verdict(
-                "dead_units",
-                f"dead ReLU units: {dead[worst]:.0%} of the units of '{worst}' output 0 for every "
-                f"sample (step {act_rec['step']})" + (f"; {len(dead)} layers affected" if len(dead) > 1 else ""),
-                {"dead_fraction": dead, "step": act_rec["step"], "threshold": th.dead_fraction},
-                CURES["dead_units"], layers=list(dead), steps=[act_rec["step"]]))
-        sat = {n: a["saturated"] for n, a in act_rec["acts"].items()
-               if a.get("saturated") is not None and a["saturated"] >= th.saturation_fraction}
+            out.append(
+                Verdict(
+                    "dead_units",
+                    f"dead ReLU units: {dead[worst]:.0%} of the units of '{worst}' output 0 "
+                    f"for every "
+                    f"sample (step {act_rec['step']})"
+                    + (f"; {len(dead)} layers affected" if len(dead) > 1 else ""),
+                    {"dead_fraction": dead, "step": act_rec["step"], "threshold": th.dead_fraction},
+                    CURES["dead_units"],
+                    layers=list(dead),
+                    steps=[act_rec["step"]],
+                )
+            )
+        sat = {
+            n: a["saturated"]
+            for n, a in act_rec["acts"].items()
+            if a.get("saturated") is not None and a["saturated"] >= th.saturation_fraction
+        }
         if sat:
             worst = max(sat, key=sat.get)
-            out.append(Verdict(
-                "saturation",
-                f"saturated units: {sat[worst]:.0%} of the outputs of '{worst}' are within "
-                f"{1 - th.saturation_level:g} of the activation's bounds, where its derivative is ~0",
-                {"saturated_fraction": sat, "step": act_rec["step"],
-                 "threshold": th.saturation_fraction}, CURES["saturation"], layers=list(sat),
-                steps=[act_rec["step"]]))
+            out.append(
+                Verdict(
+                    "saturation",
+                    f"saturated units: {sat[worst]:.0%} of the outputs of '{worst}' are within "
+                    f"{1 - th.saturation_level:g} of the activation's bounds, where its "
+                    "derivative is ~0",
+                    {
+                        "saturated_fraction": sat,
+                        "step": act_rec["step"],
+                        "threshold": th.saturation_fraction,
+                    },
+                    CURES["saturation"],
+                    layers=list(sat),
+                    steps=[act_rec["step"]],
+                )
+            )
 
     # --- learning rate -----------------------------------------------------------------
-    # Per-layer median update ratio; the LR is judged on the median layer (too high) and on
-    # the best-updated layer (too low), so that vanishing early layers do not read as "LR low".
-    per_layer_upd = _finite([_med([r["layers"][n].get("update_ratio") for r in recs
-                                   if n in r["layers"]]) for n in layers])
+    # Per-layer median update ratio over the recorded steps; the LR is judged on the median
+    # layer. "Too low" is not claimed when gradients vanish: tiny updates of early layers are
+    # then a symptom of vanishing, and a higher LR is not the cure.
+    per_layer_upd = _finite(
+        [
+            _med([r["layers"][n].get("update_ratio") for r in recs if n in r["layers"]])
+            for n in layers
+        ]
+    )
     upd = float(np.median(per_layer_upd)) if per_layer_upd else None
     upd_max = max(per_layer_upd) if per_layer_upd else None
     fin = [(s, v) for s, v in losses if v is not None and math.isfinite(v)]
@@ -283,29 +366,47 @@ def diagnose(history: dict, thresholds: Thresholds | None = None) -> list[Verdic
                 if len(d) >= 8:
                     flips = float(np.mean(np.sign(d[1:]) != np.sign(d[:-1])))
                     if flips > 0.8 and end > 0.9 * start:
-                        high.append(f"loss oscillates (direction flips at {flips:.0%} of steps) "
-                                    "without going down")
+                        high.append(
+                            f"loss oscillates (direction flips at {flips:.0%} of steps) "
+                            "without going down"
+                        )
         if bad_loss and not high:
             high.append(f"loss became non-finite at step {bad_loss[0]}")
         if upd is not None and upd > th.update_high:
-            high.append(f"median update/weight ratio {upd:.1e} (healthy ~1e-3, flagged above "
-                        f"{th.update_high:g})")
+            high.append(
+                f"median update/weight ratio {upd:.1e} (healthy ~1e-3, flagged above "
+                f"{th.update_high:g})"
+            )
         if high:
-            out.append(Verdict("lr_too_high", "learning rate too high: " + "; ".join(high),
-                               {"median_update_ratio": upd, "losses": fin[-20:],
-                                "threshold": th.update_high}, CURES["lr_too_high"],
-                               steps=[s for s, _ in fin[-5:]]))
-        elif upd_max is not None and upd_max < th.update_low:
+            out.append(
+                Verdict(
+                    "lr_too_high",
+                    "learning rate too high: " + "; ".join(high),
+                    {"median_update_ratio": upd, "losses": fin[-20:], "threshold": th.update_high},
+                    CURES["lr_too_high"],
+                    steps=[s for s, _ in fin[-5:]],
+                )
+            )
+        elif (
+            upd is not None and upd < th.update_low and not any(v.kind == "vanishing" for v in out)
+        ):
             stalled = ""
             if fin and len(fin) >= th.min_steps:
                 start, end = fin[0][1], fin[-1][1]
                 if start > 0 and (start - end) / start < th.stall_fraction:
                     stalled = f"; loss barely moved ({start:.4g} -> {end:.4g})"
-            out.append(Verdict("lr_too_low",
-                               f"learning rate too low: even the most-updated layer changes by "
-                               f"{upd_max:.1e} of its norm per step "
-                               f"(healthy ~1e-3, flagged below {th.update_low:g}){stalled}",
-                               {"median_update_ratio": upd, "max_layer_update_ratio": upd_max,
-                                "threshold": th.update_low},
-                               CURES["lr_too_low"]))
+            out.append(
+                Verdict(
+                    "lr_too_low",
+                    f"learning rate too low: the median layer changes by {upd:.1e} of "
+                    f"its norm per step (most-updated layer: {upd_max:.1e}) "
+                    f"(healthy ~1e-3, flagged below {th.update_low:g}){stalled}",
+                    {
+                        "median_update_ratio": upd,
+                        "max_layer_update_ratio": upd_max,
+                        "threshold": th.update_low,
+                    },
+                    CURES["lr_too_low"],
+                )
+            )
     return out

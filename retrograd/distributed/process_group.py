@@ -139,10 +139,8 @@ class _State:
 
 
 def _seconds(timeout) -> float:
-    if isinstance(timeout, timedelta):
-        return timeout.total_seconds()
-    t = float(timeout)
-    if t <= 0:
+    t = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+    if not t > 0:
         raise ValueError(f"timeout must be positive; got {timeout!r}")
     return t
 

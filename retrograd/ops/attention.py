@@ -77,10 +77,10 @@ class ScaledDotProductAttention(Node):
         saved = self.saved_tensors()
         q, k, v = saved[:3]
         m = saved[3] if self.has_mask_input else None
-        if STATE.enabled:
-            p = self._recompute(q, k, m)
-        else:
-            p = Tensor._make(self.probs)
+        if not STATE.enabled:
+            return self._backward_numpy(g._data, q._data, k._data, v._data)
+        p = self._recompute(q, k, m)
+        # create_graph: the same formula in Tensor ops on differentiable probabilities
         keep = Tensor._make(self.keep) if self.keep is not None else None
         pd = p * keep if keep is not None else p
         need_q, need_k, need_v = (self.next[i] is not None for i in range(3))
@@ -97,6 +97,32 @@ class ScaledDotProductAttention(Node):
             gs = gs * self.scale
             gq = gs @ k if need_q else None
             gk = gs.mT @ q if need_k else None
+        if self.has_mask_input:
+            return gq, gk, gv, gm
+        return gq, gk, gv
+
+    def _backward_numpy(self, g, q, k, v):
+        """The same vjp on arrays (plain backward: no graph of it is wanted)."""
+        g = np.ascontiguousarray(g)  # an expanded (stride-0) gradient would defeat BLAS
+        p, keep = self.probs, self.keep
+        pd = p * keep if keep is not None else p
+        need_q, need_k, need_v = (self.next[i] is not None for i in range(3))
+        need_m = self.has_mask_input and self.next[3] is not None
+        gq = gk = gv = gm = None
+        if need_v:
+            gv = Tensor._make(np.matmul(np.swapaxes(pd, -1, -2), g))
+        if need_q or need_k or need_m:
+            gp = np.matmul(g, np.swapaxes(v, -1, -2))
+            if keep is not None:
+                gp *= keep
+            gs = p * (gp - (gp * p).sum(-1, keepdims=True))
+            if need_m:
+                gm = sum_to(Tensor._make(gs), self.in_meta[3][0])
+            gs = gs * gs.dtype.type(self.scale)  # not in place: gm may share gs
+            if need_q:
+                gq = Tensor._make(np.matmul(gs, k))
+            if need_k:
+                gk = Tensor._make(np.matmul(np.swapaxes(gs, -1, -2), q))
         if self.has_mask_input:
             return gq, gk, gv, gm
         return gq, gk, gv

@@ -162,11 +162,16 @@ class Conv2d(Node):
         x, w = self.saved_tensors()
         col, self.col = self.col, None
         gx = gw = gb = None
-        if self.next[0] is not None:
-            gx = apply(ConvInputGrad, (g, w), {"geo": self.geo})
+        # weight gradient first, so the saved column matrix is freed before the input
+        # gradient allocates its own (lower peak memory)
         if self.next[1] is not None:
             params = {"geo": self.geo, "wshape": w._data.shape, "col": col}
+            col = None
             gw = apply(ConvWeightGrad, (x, g), params)
+            del params
+        col = None
+        if self.next[0] is not None:
+            gx = apply(ConvInputGrad, (g, w), {"geo": self.geo})
         if len(self.next) > 2:
             gb = g.sum((0, 2, 3)) if self.next[2] is not None else None
             return gx, gw, gb

@@ -149,6 +149,10 @@ class PowScalar(Node):
             return (g * a * 2.0,)
         return (g * (a ** (p - 1) * float(p)),)
 
+    @classmethod
+    def op_name(cls):
+        return "Pow"
+
 
 class Remainder(Node):
     __slots__ = ()
@@ -705,10 +709,11 @@ class Gelu(Node):
 
     def forward(self, a, approximate):
         self.approximate = approximate
+        x = a.astype(np.float32) if a.dtype == np.float16 else a  # half: compute in float
         if approximate == "tanh":
-            inner = _K * (a + 0.044715 * a * a * a)
-            return (0.5 * a * (1.0 + np.tanh(inner))).astype(a.dtype, copy=False)
-        return (0.5 * a * (1.0 + _erf(a * _INV_SQRT2))).astype(a.dtype, copy=False)
+            inner = _K * (x + 0.044715 * x * x * x)
+            return (0.5 * x * (1.0 + np.tanh(inner))).astype(a.dtype, copy=False)
+        return (0.5 * x * (1.0 + _erf(x * _INV_SQRT2))).astype(a.dtype, copy=False)
 
     def backward(self, g):
         (a,) = self.saved_tensors()

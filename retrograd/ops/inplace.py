@@ -65,7 +65,43 @@ def commit(t: Tensor, compute, needs_old: bool = True, op: str = "in-place op") 
             fn.out_data = t._data
             vc = t._vc()
             fn.out_version = (vc, vc.value)
+        _refresh_views(t)
     return t
+
+
+def _view_params(node, v) -> dict | None:
+    kind = type(node).__name__
+    if kind == "GetItemView":
+        return {"idx": node.idx, "advanced": False}
+    if kind in ("Reshape", "BroadcastTo"):
+        return {"shape": v._data.shape}
+    if kind == "Permute":
+        return {"perm": node.perm}
+    return None
+
+
+def _refresh_views(base: Tensor) -> None:
+    """After an in-place op gave ``base`` a new grad_fn, re-derive the grad_fn of its live
+    views (and theirs), so that a view read afterwards differentiates through the new value
+    (torch regenerates view grad_fns the same way)."""
+    views = base.__dict__.get("_views")
+    if not views:
+        return
+    for v in list(views):
+        info = v.__dict__.get("_view")
+        if info is None or info[0] is not base or not np.may_share_memory(v._data, base._data):
+            continue
+        params = _view_params(info[1], v)
+        if params is None:
+            continue
+        r = apply(type(info[1]), (base,), params)
+        if r.grad_fn is None:
+            continue
+        v.grad_fn = r.grad_fn
+        v._out_idx = 0
+        v._requires_grad = True
+        v._view = (base, r.grad_fn)
+        _refresh_views(v)
 
 
 def _commit_view(t, base, vnode, compute, needs_old, op):

@@ -112,7 +112,6 @@ def _mean(a: np.ndarray, axes: tuple) -> np.ndarray:
     return s
 
 
-
 class LayerNorm(Node):
     """Normalise over the last ``k`` dims, then scale/shift. Inputs: x, [weight, [bias]]."""
 

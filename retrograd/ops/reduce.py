@@ -139,11 +139,12 @@ class Std(Node):
 
     def forward(self, a, axes, keepdim, c):
         self.axes, self.keepdim, self.c = axes, keepdim, c
+        x = _upcast(a)  # float16 accumulates in float32, as in torch
         with errstate(invalid="ignore", divide="ignore"):
             n = int(np.prod([a.shape[i] for i in axes])) if axes else 1
-            mu = a.mean(axis=axes, keepdims=True)
-            v = ((a - mu) ** 2).sum(axis=axes, keepdims=keepdim) / builtins.max(n - c, 0)
-            return np.sqrt(v)
+            mu = x.sum(axis=axes, keepdims=True) / x.dtype.type(n)  # no empty-slice warning
+            v = ((x - mu) ** 2).sum(axis=axes, keepdims=keepdim) / builtins.max(n - c, 0)
+            return np.sqrt(v).astype(a.dtype, copy=False)
 
     def backward(self, g):
         (a,) = self.saved_tensors()
@@ -207,6 +208,8 @@ class Cumsum(Node):
 
     def forward(self, a, axis):
         self.axis = axis
+        if a.dtype == np.float16:  # accumulate in float32, as in torch
+            return np.cumsum(a, axis=axis, dtype=np.float32).astype(np.float16)
         return np.cumsum(a, axis=axis)
 
     def backward(self, g):
@@ -232,6 +235,8 @@ class Cumprod(Node):
 
     def forward(self, a, axis):
         self.axis = axis
+        if a.dtype == np.float16:
+            return np.cumprod(a, axis=axis, dtype=np.float32).astype(np.float16)
         return np.cumprod(a, axis=axis)
 
     def backward(self, g):
@@ -485,6 +490,10 @@ class LogSumExp(Node):
         safe = where(out.isinf(), 0.0, out)
         return (_unreduce(g, a._data.shape, self.axes, self.keepdim) * (a - safe).exp(),)
 
+    @classmethod
+    def op_name(cls):
+        return "Logsumexp"
+
 
 def logsumexp(input, dim, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x))) computed stably (max-subtracted)."""
@@ -590,6 +599,10 @@ class Norm2(Node):
 
         gx = _unreduce(g, a._data.shape, self.axes, self.keepdim) * a / out
         return (where(out == 0, 0.0, gx),)
+
+    @classmethod
+    def op_name(cls):
+        return "LinalgVectorNorm"
 
 
 def vector_norm(x, ord=2, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A002

@@ -43,7 +43,7 @@ BASE: dict[str, Any] = {
 MODEL_KEYS = {
     "MLP": {"in_features", "hidden", "out_features", "activation", "dropout"},
     "LeNet": {"in_channels", "num_classes", "channels", "hidden", "batch_norm", "dropout"},
-    "ResNet": {"in_channels", "num_classes", "widths", "blocks", "stem_stride"},
+    "ResNet": {"in_channels", "num_classes", "widths", "blocks", "stem_stride", "first_stride"},
     "CharRNN": {"vocab_size", "embed_dim", "hidden_size", "num_layers", "dropout"},
     "GPT": {"block_size", "vocab_size", "n_layer", "n_head", "n_embd", "dropout", "bias"},
 }

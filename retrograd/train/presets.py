@@ -41,14 +41,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {"epochs": 12, "eval_every": 250, "ckpt_every": 500, "log_every": 50},
     },
     "mnist-resnet": {
-        "description": "small ResNet (16-32-64, one BasicBlock per stage, BatchNorm) on MNIST",
+        "description": "ResNet, BatchNorm: 28x28 stem, BasicBlocks 16@14x14, 32@7x7, 64@4x4; MNIST",
         "task": "classification",
-        "model": {"name": "ResNet", "widths": [16, 32, 64], "blocks": 1, "stem_stride": 1},
+        "model": {"name": "ResNet", "widths": [16, 32, 64], "blocks": 1, "stem_stride": 1,
+                  "first_stride": 2},
         "data": {"name": "mnist", "n_train": 8000, "n_val": 2000, "augment_shift": 2,
                  "batch_size": 64},
         "optim": {"name": "AdamW", "lr": 3e-3, "weight_decay": 5e-4},
         "sched": {"name": "onecycle", "pct_start": 0.2},
-        "train": {"epochs": 10, "eval_every": 250, "ckpt_every": 500, "log_every": 50},
+        "train": {"epochs": 8, "eval_every": 250, "ckpt_every": 500, "log_every": 50},
     },
     "shakespeare-rnn": {
         "description": "character LSTM (embed 64, hidden 256) on Tiny Shakespeare",

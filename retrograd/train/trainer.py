@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -235,6 +234,11 @@ class Trainer:
         self.callbacks = list(callbacks or [])
         self.seed = int(cfg["seed"])
         self._stop_signal: int | None = None
+        if cfg["train"].get("threads"):
+            # BLAS threads; 1 is much faster when the cores are shared with other jobs
+            from .. import set_num_threads
+
+            set_num_threads(int(cfg["train"]["threads"]))
         manual_seed(self.seed)
         self.data = build_data(cfg)
         self.model = build_model(cfg, self.data)
@@ -307,8 +311,11 @@ class Trainer:
 
     # -- signals --
     def _on_signal(self, signum, frame) -> None:
-        if self._stop_signal is not None:  # second Ctrl-C: stop right now
-            raise KeyboardInterrupt
+        if self._stop_signal is not None or getattr(self, "_seen_signal", None):
+            raise KeyboardInterrupt  # second Ctrl-C: stop right now
+        if world_size() > 1:  # all ranks must stop after the same step: see _agree
+            self._seen_signal = signum
+            return
         self._stop_signal = signum
 
     def _install_signals(self):
@@ -335,7 +342,7 @@ class Trainer:
             return loss
         from .. import distributed
 
-        sig = self._stop_signal or 0
+        sig = getattr(self, "_seen_signal", None) or 0
         t = Tensor._make(np.array([loss, float(sig > 0), float(sig)], np.float64))
         distributed.all_reduce(t)
         if t._data[1] > 0 and self._stop_signal is None:
@@ -502,10 +509,3 @@ def load_run(run_dir: str | Path) -> Trainer:
     tr = Trainer(cfg, run_dir, resume=True, progress=False, quiet=True, readonly=True)
     tr.model.eval()
     return tr
-
-
-def env_threads(n: int | None) -> None:
-    """Set BLAS threads for this process (before NumPy starts its pool, if possible)."""
-    if n:
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, str(n))

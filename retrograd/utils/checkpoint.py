@@ -2,8 +2,14 @@
 
 The forward of a checkpointed segment runs under ``no_grad`` and keeps only its inputs; the
 backward reruns the segment with grad enabled (restoring the RNG state, so dropout masks
-match) and backpropagates through the recomputed graph. Parameters used inside the segment
-receive their gradients from that inner backward.
+match) and differentiates the recomputed graph.
+
+The parameters of the segment are found when it is a Module, a bound method of one, or a
+function closing over Modules (as ``checkpoint_sequential``'s segments do): they become
+inputs of the checkpoint node, so ``autograd.grad``, ``backward(inputs=...)``, tensor hooks
+and ``create_graph=True`` all see them. Any other grad-requiring leaf used inside the segment
+(e.g. a bare tensor captured by a lambda) gets its gradient accumulated into ``.grad`` during
+the recomputation, as PyTorch's reentrant variant does.
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
-from ..autograd.grad_mode import enable_grad
+from ..autograd.grad_mode import STATE, enable_grad
 from ..tensor import Tensor
 
 __all__ = ["checkpoint", "checkpoint_sequential"]
+
+_N_CONST = 5  # run_function, preserve_rng_state, kwargs, n_args, dummy
 
 
 def _rng_state():
@@ -29,19 +37,73 @@ def _set_rng_state(state):
     default_generator.rng.bit_generator.state = state
 
 
+def _params_of(fn) -> list:
+    """Grad-requiring parameters of the Modules that ``fn`` is, is bound to, or closes over."""
+    from ..nn.modules.module import Module
+
+    mods = []
+    if isinstance(fn, Module):
+        mods.append(fn)
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, Module):
+        mods.append(owner)
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            v = cell.cell_contents
+        except ValueError:  # empty cell
+            continue
+        if isinstance(v, Module):
+            mods.append(v)
+        elif isinstance(v, list | tuple):
+            mods.extend(m for m in v if isinstance(m, Module))
+    seen: set = set()
+    out = []
+    for m in mods:
+        for p in m.parameters():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+    return out
+
+
+def _graph_leaves(roots) -> list:
+    """Grad-requiring leaves reachable from ``roots``."""
+    from ..autograd.node import Node
+
+    stack = [r.grad_fn for r in roots if r.grad_fn is not None]
+    seen: set = set()
+    leaves: dict = {}
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        for e in n.next or ():
+            if e is None:
+                continue
+            t = e[0]
+            if isinstance(t, Node):
+                stack.append(t)
+            else:
+                leaves[id(t)] = t
+    return list(leaves.values())
+
+
 class _Checkpoint(Function):
     @staticmethod
-    def forward(ctx, run_function, preserve_rng_state, kwargs, dummy, *args):
+    def forward(ctx, run_function, preserve_rng_state, kwargs, n_args, dummy, *rest):
+        args = rest[:n_args]
         ctx.run_function = run_function
         ctx.kwargs = kwargs
         ctx.rng = _rng_state() if preserve_rng_state else None
         ctx.inputs = args
+        ctx.params = rest[n_args:]
         ctx.save_for_backward(*[a for a in args if isinstance(a, Tensor)])
         return run_function(*args, **kwargs)
 
     @staticmethod
     def backward(ctx, *grads):
-        from ..autograd import backward as ag_backward
+        from ..autograd import grad as ag_grad
 
         saved = iter(ctx.saved_tensors)
         args = []
@@ -56,6 +118,7 @@ class _Checkpoint(Function):
         if ctx.rng is not None:
             current = _rng_state()
             _set_rng_state(ctx.rng)
+        create_graph = STATE.enabled  # the engine enables grad only under create_graph
         try:
             with enable_grad():
                 outs = ctx.run_function(*args, **ctx.kwargs)
@@ -68,12 +131,23 @@ class _Checkpoint(Function):
             if isinstance(o, Tensor) and o.requires_grad and g is not None:
                 roots.append(o)
                 gs.append(g)
-        if roots:
-            ag_backward(roots, gs)
-        res = [None, None, None, None]
-        for a in args:
-            res.append(a.grad if isinstance(a, Tensor) else None)
-        return tuple(res)
+        diff_args = [a for a in args if isinstance(a, Tensor) and a.requires_grad]
+        params = list(ctx.params)
+        known = {id(t) for t in diff_args} | {id(p) for p in params}
+        extra = [t for t in _graph_leaves(roots) if id(t) not in known and t.requires_grad]
+        targets = diff_args + params + extra
+        res: dict = {}
+        if roots and targets:
+            got = ag_grad(roots, targets, gs, allow_unused=True, create_graph=create_graph)
+            res = {id(t): g for t, g in zip(targets, got)}
+        for t in extra:  # leaves the node has no edge to: accumulate like .backward()
+            g = res.get(id(t))
+            if g is not None:
+                t.grad = g if t.grad is None else t.grad + g
+        out = [None] * _N_CONST
+        out += [res.get(id(a)) if isinstance(a, Tensor) else None for a in args]
+        out += [res.get(id(p)) for p in params]
+        return tuple(out)
 
 
 def checkpoint(
@@ -97,10 +171,11 @@ def checkpoint(
     >>> x.grad.shape
     retrograd.Size([2, 3])
     """
-    # a grad-requiring dummy input makes the segment part of the graph even when no input
-    # needs grad (the parameters inside it still do)
+    # a grad-requiring dummy input makes the segment part of the graph even when neither the
+    # inputs nor any discovered parameter needs grad (a captured leaf still might)
     dummy = Tensor._make(np.zeros((), np.float32), True)
-    return _Checkpoint.apply(function, preserve_rng_state, kwargs, dummy, *args)
+    params = _params_of(function)
+    return _Checkpoint.apply(function, preserve_rng_state, kwargs, len(args), dummy, *args, *params)
 
 
 def checkpoint_sequential(
@@ -114,10 +189,10 @@ def checkpoint_sequential(
         functions = list(functions.children())
     functions = list(functions)
 
-    def run(start, end):
+    def run(seg):
         def f(x):
-            for j in range(start, end + 1):
-                x = functions[j](x)
+            for fn in seg:
+                x = fn(x)
             return x
 
         return f
@@ -127,5 +202,7 @@ def checkpoint_sequential(
     end = -1
     for start in range(0, size * (segments - 1), size):
         end = start + size - 1
-        input = checkpoint(run(start, end), input, use_reentrant=use_reentrant, **kwargs)
-    return run(end + 1, n - 1)(input)
+        input = checkpoint(
+            run(functions[start : end + 1]), input, use_reentrant=use_reentrant, **kwargs
+        )
+    return run(functions[end + 1 :])(input)

@@ -102,6 +102,17 @@ report(f"(f) bucket_cap_mb=0.001 -> {nb} buckets {small.bucket_sizes()}", small.
 view = train_ddp(sgd, bucket_cap_mb=0.001, gradient_as_bucket_view=True)
 report("(f) gradient_as_bucket_view=True", view.module, ref)
 
+# a forward with autograd on but no backward (a validation loss, say) is allowed
+probe = DDP(mnist_mlp())
+probe(rg.tensor(X[0, :2]))
+x0, y0 = my_slice(0)
+F.cross_entropy(probe(x0), y0).backward()
+ok = N == 1 or probe.comm_stats["reductions"] == 1
+if R == 0:
+    print(f"{'ok ' if ok else 'BAD'} forward without backward, then a normal step")
+if not ok:
+    failures.append("forward without backward broke the next step")
+
 # (e) no_sync: K micro-batches per rank, gradients accumulated locally and synced on the last
 K = 4
 ref1 = train_ref(sgd, steps=1)
@@ -160,6 +171,72 @@ if N > 1:  # a world of size 1 is a thin wrapper: nothing to wait for
             failures.append(f"wrong error: {e}")
         if R == 0:
             print("ok  unused parameter without find_unused_parameters raises at next forward")
+
+# broadcast_buffers: BatchNorm running statistics follow rank 0 at every forward
+rg.manual_seed(7)
+bn_net = rg.nn.Sequential(rg.nn.Linear(6, 4), rg.nn.BatchNorm1d(4))
+bn = bn_net[1]
+bn.running_mean.fill_(float(R) * 10.0)  # different on every rank before DDP
+bn_ddp = DDP(bn_net)
+
+
+def gathered(t):
+    outs = [rg.zeros_like(t) for _ in range(N)]
+    dist.all_gather(outs, t)
+    return np.stack([o.numpy() for o in outs])
+
+
+g_rm = gathered(bn.running_mean)
+if not np.allclose(g_rm, g_rm[0]):
+    failures.append(f"BatchNorm buffers not synced at construction: {g_rm}")
+gb = np.random.default_rng(11)
+for _ in range(2):  # train mode: each rank updates the statistics from its own slice
+    bn_ddp(rg.tensor(gb.standard_normal((4, 6)).astype(np.float32) + R)).sum().backward()
+before = gathered(bn.running_mean)
+bn_ddp.eval()
+with rg.no_grad():
+    bn_ddp(rg.tensor(np.zeros((2, 6), np.float32)))  # re-broadcast first, eval: no update
+after = gathered(bn.running_mean)
+ok = N == 1 or (not np.allclose(before[0], before[-1]) and np.allclose(after, before[0]))
+if R == 0:
+    print(f"{'ok ' if ok else 'BAD'} broadcast_buffers: BatchNorm running_mean follows rank 0")
+if not ok:
+    failures.append(f"broadcast_buffers: before {before} after {after}")
+
+# SyncBatchNorm: N ranks x (B/N) samples == BatchNorm on the B samples (outputs, gradients,
+# running statistics); rank r holds rows [r*B/N, (r+1)*B/N) of the global batch
+gs = np.random.default_rng(21)
+xs = (gs.standard_normal((8, 3, 5)) * 2 + 1).astype(np.float32)
+wo = gs.standard_normal((8, 3, 5)).astype(np.float32)
+rg.manual_seed(0)
+bn_ref = rg.nn.BatchNorm1d(3)
+bn_ref.weight.data = rg.tensor([1.5, -0.5, 2.0])
+sync = rg.nn.parallel.SyncBatchNorm.convert_sync_batchnorm(rg.nn.Sequential(
+    rg.nn.BatchNorm1d(3)))[0]
+sync.weight.data = rg.tensor([1.5, -0.5, 2.0])
+lo, hi = R * 8 // N, (R + 1) * 8 // N
+xr = rg.tensor(xs, requires_grad=True)
+yr = bn_ref(xr)
+(yr * rg.tensor(wo)).sum().backward()
+xl = rg.tensor(xs[lo:hi], requires_grad=True)
+yl = sync(xl)
+(yl * rg.tensor(wo[lo:hi])).sum().backward()
+for t in (sync.weight.grad, sync.bias.grad):
+    dist.all_reduce(t)  # the parameters' gradient of the global loss
+d = max(
+    float(np.abs(yl.detach().numpy() - yr.detach().numpy()[lo:hi]).max()),
+    float(np.abs(xl.grad.numpy() - xr.grad.numpy()[lo:hi]).max()),
+    float(np.abs(sync.weight.grad.numpy() - bn_ref.weight.grad.numpy()).max()),
+    float(np.abs(sync.bias.grad.numpy() - bn_ref.bias.grad.numpy()).max()),
+    float(np.abs(sync.running_mean.numpy() - bn_ref.running_mean.numpy()).max()),
+    float(np.abs(sync.running_var.numpy() - bn_ref.running_var.numpy()).max()),
+)
+ok = d < 1e-5 and type(sync).__name__ == "SyncBatchNorm"
+if R == 0:
+    print(f"{'ok ' if ok else 'BAD'} SyncBatchNorm == BatchNorm on the global batch "
+          f"max|diff|={d:.2e}")
+if not ok:
+    failures.append(f"SyncBatchNorm differs: {d}")
 
 dist.destroy_process_group()
 if failures:

@@ -358,3 +358,56 @@ def test_flatten_unflatten_identity(torch):
     ]:
         assert tuple(r(rg.tensor(x)).shape) == tuple(t(torch.from_numpy(x)).shape)
         assert repr(r) == repr(t)
+
+
+# --- less common layers -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag_matches_torch(torch, mode):
+    w = randn(10, 3)
+    ids, off = np.array([1, 2, 4, 5, 4, 3, 2, 9]), np.array([0, 4, 5])
+    wr, wt = rg.tensor(w, requires_grad=True), torch.from_numpy(w).requires_grad_()
+    a = rg.nn.functional.embedding_bag(rg.tensor(ids), wr, rg.tensor(off), mode=mode)
+    b = torch.nn.functional.embedding_bag(
+        torch.from_numpy(ids), wt, torch.from_numpy(off), mode=mode
+    )
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-6)
+    a.sum().backward()
+    b.sum().backward()
+    np.testing.assert_allclose(wr.grad.numpy(), wt.grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_instance_norm_and_softmax2d_match_torch(torch, affine):
+    compare(
+        torch,
+        rg.nn.InstanceNorm1d(3, affine=affine),
+        torch.nn.InstanceNorm1d(3, affine=affine),
+        randn(2, 3, 6),
+    )
+    compare(
+        torch,
+        rg.nn.InstanceNorm2d(3, affine=affine),
+        torch.nn.InstanceNorm2d(3, affine=affine),
+        randn(2, 3, 4, 5),
+    )
+    compare(torch, rg.nn.Softmax2d(), torch.nn.Softmax2d(), randn(2, 3, 4, 5))
+
+
+def test_batchnorm_without_bias_and_errors(torch):
+    compare(
+        torch, rg.nn.BatchNorm1d(4, bias=False), torch.nn.BatchNorm1d(4, bias=False), randn(5, 4)
+    )
+    with pytest.raises(ValueError, match="expected 4D input"):
+        rg.nn.BatchNorm2d(3)(rg.randn(2, 3))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        rg.nn.BatchNorm1d(3)(rg.randn(1, 3))
+    with pytest.raises(RuntimeError, match="num_groups"):
+        rg.nn.functional.group_norm(rg.randn(2, 5), 2)
+
+
+def test_gumbel_softmax_hard_is_one_hot():
+    y = rg.nn.functional.gumbel_softmax(rg.randn(4, 5, requires_grad=True), hard=True)
+    assert y.sum(1).tolist() == [1.0] * 4
+    assert set(np.unique(y.detach().numpy()).tolist()) <= {0.0, 1.0}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import retrograd as rg
-from retrograd.autograd import gradcheck
+from retrograd.autograd import gradcheck, gradgradcheck
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -176,3 +176,21 @@ def test_rnn_errors():
         rg.nn.GRU(4, 6, dropout=0.5)
     with pytest.raises(RuntimeError, match="input has inconsistent input_size"):
         rg.nn.GRUCell(4, 6)(rg.zeros(3, 5))
+
+
+@pytest.mark.parametrize("cls", ["LSTMCell", "GRUCell", "LSTM", "GRU"])
+def test_gradgradcheck_fused_cells(cls):
+    """The fused gate primitives differentiate twice (Tensor-op vjp under create_graph)."""
+    rng = np.random.default_rng(0)
+    m = getattr(rg.nn, cls)(2, 3).to(rg.float64)
+    seq = cls in ("LSTM", "GRU")
+    x = rg.tensor(rng.standard_normal((3, 2, 2) if seq else (2, 2)), requires_grad=True)
+    h0 = rg.tensor(rng.standard_normal((1, 2, 3) if seq else (2, 3)), requires_grad=True)
+    c0 = rg.tensor(rng.standard_normal(tuple(h0.shape)), requires_grad=True)
+    lstm = cls.startswith("LSTM")
+
+    def f(x, h, c):
+        out = m(x, (h, c) if lstm else h)
+        return out[0] if seq else (out[0] * out[1] if lstm else out)
+
+    assert gradgradcheck(f, (x, h0, c0) if lstm else (x, h0, c0.detach()))

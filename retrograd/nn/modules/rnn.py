@@ -16,6 +16,8 @@ import numpy as np
 
 from ... import creation
 from ...autograd.function import Function
+from ...autograd.grad_mode import STATE
+from ...autograd.node import Node, apply
 from ...ops.elementwise import relu, sigmoid, tanh
 from ...ops.movement import cat, stack
 from ...ops.nn_ops import linear
@@ -51,24 +53,109 @@ def _steps(x: Tensor):
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
+def _sig(a: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(a))  # overflow-free in both tails
+    return np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+
+
+class _LSTMCell(Node):
+    """Gate math of one LSTM step: pre-activations ``a (N, 4H)`` (i, f, g, o) and ``c (N, H)``
+    -> ``[h | c']`` as one ``(N, 2H)`` array.
+
+    NOTE: fused because the time loop runs it T times per layer: one node instead of
+    twelve. The vjp has a NumPy path for plain backward and the same formulas in Tensor ops
+    (on recomputed activations) under ``create_graph``, so higher-order gradients work."""
+
+    __slots__ = ("acts",)
+    save_inputs = (0, 1)
+
+    def forward(self, a, c):
+        hs = c.shape[1]
+        i, f, o = _sig(a[:, :hs]), _sig(a[:, hs : 2 * hs]), _sig(a[:, 3 * hs :])
+        g = np.tanh(a[:, 2 * hs : 3 * hs])
+        c2 = f * c + i * g
+        tc = np.tanh(c2)
+        self.acts = (i, f, g, o, tc)
+        return np.concatenate([o * tc, c2], axis=1)
+
+    def backward(self, grad):
+        a, c = self.saved_tensors()
+        hs = c._data.shape[1]
+        if not STATE.enabled:
+            i, f, g, o, tc = self.acts
+            gd = grad._data
+            gh, gc = gd[:, :hs], gd[:, hs:]
+            dc = gc + gh * o * (1 - tc * tc)
+            da = np.concatenate(
+                [dc * g * i * (1 - i), dc * c._data * f * (1 - f), dc * i * (1 - g * g),
+                 gh * tc * o * (1 - o)], axis=1)
+            return Tensor._make(da), Tensor._make(dc * f)
+        ai, af, ag, ao = a.chunk(4, 1)
+        i, f, g, o = sigmoid(ai), sigmoid(af), tanh(ag), sigmoid(ao)
+        tc = tanh(f * c + i * g)
+        gh, gc = grad[:, :hs], grad[:, hs:]
+        dc = gc + gh * o * (1 - tc * tc)
+        da = cat([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g),
+                  gh * tc * o * (1 - o)], 1)
+        return da, dc * f
+
+    @classmethod
+    def op_name(cls):
+        return "LSTMCell"
+
+
+class _GRUCell(Node):
+    """Gate math of one GRU step: input part ``x (N, 3H)``, hidden part ``gh (N, 3H)``
+    (``W_hh h + b_hh``) and ``h (N, H)`` -> ``h'``; fused like :class:`_LSTMCell`."""
+
+    __slots__ = ("acts",)
+    save_inputs = (0, 1, 2)
+
+    def forward(self, x, gh, h):
+        hs = h.shape[1]
+        r = _sig(x[:, :hs] + gh[:, :hs])
+        z = _sig(x[:, hs : 2 * hs] + gh[:, hs : 2 * hs])
+        n = np.tanh(x[:, 2 * hs :] + r * gh[:, 2 * hs :])
+        self.acts = (r, z, n)
+        return n + z * (h - n)
+
+    def backward(self, grad):
+        x, gh, h = self.saved_tensors()
+        hs = h._data.shape[1]
+        if not STATE.enabled:
+            r, z, n = self.acts
+            g = grad._data
+            dan = g * (1 - z) * (1 - n * n)
+            dar = dan * gh._data[:, 2 * hs :] * r * (1 - r)
+            daz = g * (h._data - n) * z * (1 - z)
+            gx = np.concatenate([dar, daz, dan], axis=1)
+            ggh = np.concatenate([dar, daz, dan * r], axis=1)
+            return Tensor._make(gx), Tensor._make(ggh), Tensor._make(g * z)
+        xr, xz, xn = x.chunk(3, 1)
+        hr, hz, hn = gh.chunk(3, 1)
+        r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+        n = tanh(xn + r * hn)
+        dan = grad * (1 - z) * (1 - n * n)
+        dar = dan * hn * r * (1 - r)
+        daz = grad * (h - n) * z * (1 - z)
+        return cat([dar, daz, dan], 1), cat([dar, daz, dan * r], 1), grad * z
+
+    @classmethod
+    def op_name(cls):
+        return "GRUCell"
+
+
 def _lstm_step(x_t, h, c, w_hh, b_hh, w_hr):
-    gates = x_t + linear(h, w_hh, b_hh)
-    i, f, g, o = gates.chunk(4, 1)
-    c = sigmoid(f) * c + sigmoid(i) * tanh(g)
-    h = sigmoid(o) * tanh(c)
+    hc = apply(_LSTMCell, (x_t + linear(h, w_hh, b_hh), c))
+    hs = c.shape[1]
+    h, c = hc[:, :hs], hc[:, hs:]
     if w_hr is not None:
         h = linear(h, w_hr)
     return h, c
 
 
 def _gru_step(x_t, h, w_hh, b_hh):
-    gh = linear(h, w_hh, b_hh)
-    i_r, i_z, i_n = x_t.chunk(3, 1)
-    h_r, h_z, h_n = gh.chunk(3, 1)
-    r = sigmoid(i_r + h_r)
-    z = sigmoid(i_z + h_z)
-    n = tanh(i_n + r * h_n)
-    return n + z * (h - n)
+    return apply(_GRUCell, (x_t, linear(h, w_hh, b_hh), h))
 
 
 def _rnn_step(x_t, h, w_hh, b_hh, act):

@@ -1,5 +1,6 @@
-"""Data parallelism (``DistributedDataParallel``)."""
+"""Data parallelism (``DistributedDataParallel``, ``SyncBatchNorm``)."""
 
 from .distributed import DistributedDataParallel
+from .sync_batchnorm import SyncBatchNorm
 
-__all__ = ["DistributedDataParallel"]
+__all__ = ["DistributedDataParallel", "SyncBatchNorm"]

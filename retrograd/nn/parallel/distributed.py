@@ -153,6 +153,7 @@ class DistributedDataParallel(Module):
             for i, p in enumerate(b.params):
                 self._where[id(p)] = (b, i)
         self._remaining = None  # id(param) -> gradient contributions still expected
+        self._started = False  # a gradient of the prepared iteration has arrived
         self._left = 0  # params whose gradient is not yet in its bucket
         self._next_bucket = 0
         self._used = None
@@ -216,7 +217,8 @@ class DistributedDataParallel(Module):
     def forward(self, *inputs, **kwargs):
         if self._pg.size == 1:
             return self.module(*inputs, **kwargs)
-        if self._left and self._remaining is not None:
+        if self._started and self._left and self._remaining is not None:
+            # backward ran but some gradient never came (a forward without backward is fine)
             missing = [self._names.get(k, "?") for k, v in self._remaining.items() if v > 0]
             self._remaining = None
             raise RuntimeError(
@@ -245,6 +247,7 @@ class DistributedDataParallel(Module):
         # backward (PyTorch's AccumulateGrad contract), so one call per reachable parameter
         self._remaining = {id(p): min(1, uses.get(id(p), 0)) for p in self._params}
         self._next_bucket = 0
+        self._started = False
         for b in self._buckets:
             b.pending = len(b.params)
             b.req = None
@@ -278,6 +281,7 @@ class DistributedDataParallel(Module):
                 "the parameter is also used outside the module's forward)"
             )
         rem[k] = n
+        self._started = True
         if n > 0:
             return
         t0 = time.perf_counter()

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ...tensor import Tensor
+from . import rnn  # noqa: F401
 
 __all__ = [
     "clip_grad_norm_",
