@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 	$(BIN)/retrograd demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n 2 tests
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 tests
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.run

@@ -100,7 +100,7 @@ def gpt_heatmap(steps=200):
     print(f"GPT: {steps} steps in {time.perf_counter() - t0:.0f}s, train loss {loss.item():.3f}")
     prompt = "First Citizen:\nBefore we procee"
     ids = rg.tensor([[stoi[c] for c in prompt]])
-    a = attribute(model, ids, method="integrated_gradients", steps=32)
+    a = attribute(model, ids, method="integrated_gradients", steps=64)
 
     def decode(xs):
         return "".join(chars[i] for i in xs)

@@ -9,8 +9,8 @@ import weakref
 import numpy as np
 
 from . import _dtype
-from .autograd.grad_mode import STATE
 from .autograd import node as _node
+from .autograd.grad_mode import STATE
 from .autograd.node import Version
 
 
@@ -142,7 +142,10 @@ class Tensor:
     def grad(self, value):
         if value is not None:
             if not isinstance(value, Tensor):
-                raise TypeError(f"assigned grad expected to be a Tensor or None but got {type(value).__name__}")
+                raise TypeError(
+                    "assigned grad expected to be a Tensor or None but got "
+                    f"{type(value).__name__}"
+                )
             if value.shape != self.shape:
                 raise RuntimeError(
                     f"assigned grad has data of a different size: got {tuple(value.shape)}, "
@@ -150,7 +153,8 @@ class Tensor:
                 )
             if value.dtype is not self.dtype:
                 raise RuntimeError(
-                    f"assigned grad has data of a different type: got {value.dtype}, expected {self.dtype}"
+                    f"assigned grad has data of a different type: got {value.dtype}, "
+                    f"expected {self.dtype}"
                 )
         self._grad = value
 
@@ -199,7 +203,9 @@ class Tensor:
     def register_post_accumulate_grad_hook(self, hook):
         """Call ``hook(tensor)`` after a leaf's ``.grad`` has been accumulated."""
         if self.grad_fn is not None:
-            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+            raise RuntimeError(
+                "post accumulate grad hooks cannot be registered on non-leaf tensors"
+            )
         if self._post_hooks is None:
             self._post_hooks = {}
         h = _Handle(self._post_hooks)
@@ -302,7 +308,8 @@ class Tensor:
         """The underlying array (shared memory, no copy)."""
         if self._requires_grad and not force:
             raise RuntimeError(
-                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
+                "Can't call numpy() on Tensor that requires grad. "
+                "Use tensor.detach().numpy() instead."
             )
         return self._data
 
@@ -336,7 +343,7 @@ class Tensor:
     def __bool__(self) -> bool:
         if self._data.size != 1:
             raise RuntimeError(
-                f"Boolean value of Tensor with more than one value is ambiguous"
+                "Boolean value of Tensor with more than one value is ambiguous"
                 if self._data.size
                 else "Boolean value of Tensor with no values is ambiguous"
             )
@@ -446,6 +453,7 @@ _CPU = device("cpu")
 
 _node._make = Tensor._make  # the ops' fast constructor, without an import per call
 from .size import Size as _Size  # noqa: E402  (size imports nothing from here)
+
 _node.Tensor = Tensor
 
 # Tensor subclasses (Parameter) keep Tensor's behaviour; the grad-mode flag is read often.

@@ -7,6 +7,13 @@ import pytest
 
 import retrograd as rg
 
+try:  # two xdist workers on two cores: one BLAS thread each avoids oversubscription
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+except ImportError:  # pragma: no cover - threadpoolctl is a test extra
+    pass
+
 
 @pytest.fixture(autouse=True)
 def _seed():

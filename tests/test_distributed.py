@@ -89,7 +89,7 @@ def test_ddp_two_ranks_matches_single_process():
     assert "ALL OK" in out and "BAD" not in out, out
     assert "reductions=20" in out  # one bucketed all-reduce per step
     assert "(e) no_sync" in out and "(f) bucket_cap_mb=0.001 -> 4 buckets" in out, out
-    assert "ok  broadcast_buffers" in out
+    assert "ok  broadcast_buffers" in out and "ok  SyncBatchNorm" in out
 
 
 # --- (c) failures: the survivor names the failed rank within the timeout ------------------------

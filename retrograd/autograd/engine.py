@@ -34,7 +34,8 @@ class _Run:
         """A gradient array safe to store in ``.grad`` (never shared with another .grad)."""
         arr = g._data
         key = _owner(arr)
-        if key in self.given or not arr.flags.writeable or not arr.flags.c_contiguous:
+        fl = arr.flags
+        if key in self.given or not fl.writeable or not fl.c_contiguous:
             arr = np.array(arr, order="C")
             key = id(arr)
         self.given.add(key)
@@ -83,6 +84,7 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
             deps[fn] = 0
             stack.append(fn)
     order = []
+    leaf_deps: dict = {}  # edges into each leaf: its grad is stored once all have arrived
     while stack:
         n = stack.pop()
         order.append(n)
@@ -96,6 +98,8 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
                         stack.append(t)
                     else:
                         deps[t] = c + 1
+                else:
+                    leaf_deps[id(t)] = leaf_deps.get(id(t), 0) + 1
 
     # 2. With ``inputs``, run only the nodes that lead to one of them.
     needed = None
@@ -148,12 +152,20 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
                     deps[t] = c
                     if c == 0:
                         ready.append(t)
-                elif g is not None:
-                    # sum a leaf's contributions first: its hooks see the total, once (torch)
-                    prev = leaf_grads.get(id(t))
-                    leaf_grads[id(t)] = (t, g) if prev is None else (t, prev[1] + g)
-        for t, g in leaf_grads.values():
-            _to_leaf(run, t, g, want_leaves, capture)
+                else:
+                    # sum a leaf's contributions first so its hooks see the total, once
+                    # (torch's AccumulateGrad); store it as soon as the last one arrives, so
+                    # post-accumulate hooks (DDP's bucketed all-reduce) fire during backward
+                    key = id(t)
+                    if g is not None:
+                        prev = leaf_grads.get(key)
+                        leaf_grads[key] = g if prev is None else prev + g
+                    left = leaf_deps[key] - 1
+                    leaf_deps[key] = left
+                    if left == 0:
+                        total = leaf_grads.pop(key, None)
+                        if total is not None:
+                            _to_leaf(run, t, total, want_leaves, capture)
     finally:
         quiet.__exit__(None, None, None)
         STATE.enabled = prev_mode

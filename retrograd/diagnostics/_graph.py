@@ -175,6 +175,8 @@ def fmt_array(a, precision: int = 4, max_elems: int = 8) -> str:
     if a is None:
         return "?"
     a = np.asarray(a)
+    if a.dtype == object:  # e.g. the upstream gradients of a multi-output node
+        return "(" + ", ".join(fmt_array(x, precision, max_elems) for x in a.ravel()) + ")"
     if a.size == 1:
         v = a.reshape(()).item()
         if isinstance(v, float):

@@ -71,10 +71,19 @@ class SGD(Optimizer):
                 wd = float(group["weight_decay"])
                 nesterov = group["nesterov"]
                 maximize = group["maximize"]
+                plain = momentum == 0 and wd == 0 and not maximize
                 for p in group["params"]:
                     if p._grad is None:
                         continue
                     data = p._data
+                    if plain:
+                        g = p._grad._data
+                        if g.dtype == data.dtype and data.size <= 65536:
+                            # NOTE: fast path (small params): one temporary instead of the
+                            # scratch views; bit-identical to p += g * (-lr)
+                            data -= g * lr
+                            p._bump()
+                            continue
                     s1, s2 = self._buffers(data)
                     g = self._grad_of(p, maximize, wd, s2)
                     if momentum != 0:

@@ -56,10 +56,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "task": "lm",
         "model": {"name": "CharRNN", "embed_dim": 64, "hidden_size": 256, "num_layers": 1,
                   "dropout": 0.0},
-        "data": {"name": "shakespeare", "block_size": 64, "batch_size": 32},
+        "data": {"name": "shakespeare", "block_size": 64, "batch_size": 64},
         "optim": {"name": "AdamW", "lr": 3e-3, "weight_decay": 0.0},
         "sched": {"name": "warmup_cosine", "warmup": 50, "min_lr": 3e-4},
-        "train": {"steps": 2000, "eval_every": 250, "ckpt_every": 500, "log_every": 50,
+        "train": {"steps": 1000, "eval_every": 250, "ckpt_every": 500, "log_every": 50,
                   "clip_grad_norm": 1.0},
     },
     "shakespeare-gpt": {

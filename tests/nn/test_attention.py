@@ -351,3 +351,30 @@ def test_transformer_encoder_stack(torch, rng):
     assert m.layers[0].linear1.weight is not m.layers[1].linear1.weight
     _layer_case(torch, m, tm, _arr(rng, 5, 3, E), True, mask=CAUSAL)
     _layer_case(torch, m, tm, _arr(rng, 5, 3, E), False, mask=CAUSAL, src_key_padding_mask=KPM)
+
+
+@pytest.mark.parametrize("float_mask", [False, True])
+def test_transformer_encoder_eval_no_grad_zeroes_padding_like_torch(torch, rng, float_mask):
+    """PyTorch's eval/no-grad nested-tensor path outputs zeros (then norm) at padded spots."""
+    layer = rg.nn.TransformerEncoderLayer(E, H, 16, batch_first=True)
+    m = rg.nn.TransformerEncoder(layer, 2, norm=rg.nn.LayerNorm(E))
+    tm = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(E, H, 16, batch_first=True),
+                                     2, norm=torch.nn.LayerNorm(E))
+    tm.load_state_dict({k: torch.tensor(v.detach().numpy()) for k, v in m.state_dict().items()})
+    m.eval()
+    tm.eval()
+    x = _arr(rng, 3, 5, E)
+    kpm = np.zeros((3, 5), bool)
+    kpm[0, 3:] = True
+    kpm[2, 4] = True
+    if float_mask:
+        kpm = np.where(kpm, -np.inf, 0).astype(np.float32)
+    with torch.no_grad():
+        yt = tm(torch.tensor(x), src_key_padding_mask=torch.tensor(kpm)).numpy()
+    with rg.no_grad():
+        yr = m(rg.tensor(x), src_key_padding_mask=rg.tensor(kpm)).numpy()
+    np.testing.assert_allclose(yr, yt, rtol=RTOL, atol=ATOL)
+    # with autograd on, PyTorch computes every position (no zeroing), and so do we
+    yr2 = m(rg.tensor(x), src_key_padding_mask=rg.tensor(kpm)).detach().numpy()
+    np.testing.assert_allclose(yr2[1], yt[1], rtol=RTOL, atol=ATOL)
+    assert not np.allclose(yr2[0, 3:], yt[0, 3:])

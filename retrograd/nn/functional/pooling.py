@@ -150,7 +150,9 @@ def _argmax_windows(x: np.ndarray, g: Geo):
         xp = x
     he, we = g.sh * (oh - 1) + 1, g.sw * (ow - 1) + 1
     best = None
-    arg = np.zeros((n, c, oh, ow), np.int64)
+    # winning kernel offset per window, as a small code: one masked copy per offset
+    arg = np.zeros((n, c, oh, ow), np.int16 if g.kh * g.kw < 2**15 else np.int64)
+    win = np.empty((n, c, oh, ow), np.bool_)
     for i in range(g.kh):
         for j in range(g.kw):
             r, s = i * g.dh, j * g.dw
@@ -158,13 +160,16 @@ def _argmax_windows(x: np.ndarray, g: Geo):
             if best is None:
                 best = v.copy()
                 continue
-            win = (v > best) | np.isnan(v)
+            np.greater(v, best, out=win)
+            if x.dtype.kind == "f":
+                win |= np.isnan(v)  # NaN wins, as in PyTorch
             np.copyto(best, v, where=win)
-            arg[win] = i * g.kw + j
-    ki, kj = np.divmod(arg, g.kw)
-    rows = np.arange(oh).reshape(-1, 1) * g.sh - g.pt + ki * g.dh
-    cols = np.arange(ow) * g.sw - g.pl + kj * g.dw
-    return best, rows * w + cols
+            np.copyto(arg, i * g.kw + j, where=win)
+    # flat index = window origin + offset of the winning kernel cell
+    ki, kj = np.divmod(np.arange(g.kh * g.kw), g.kw)
+    offset = ki * g.dh * w + kj * g.dw
+    origin = (np.arange(oh) * g.sh - g.pt)[:, None] * w + (np.arange(ow) * g.sw - g.pl)
+    return best, origin + offset[arg]
 
 
 def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, nsp, op):

@@ -187,6 +187,17 @@ class TransformerEncoderLayer(Module):
         return self.dropout2(x)
 
 
+def _pad_bool(kpm: Tensor) -> np.ndarray:
+    """Padding mask as bool (a float mask pads where it is non-zero, i.e. -inf)."""
+    m = kpm._data
+    return m if m.dtype == np.bool_ else m != 0
+
+
+def _left_aligned(pad: np.ndarray) -> bool:
+    """Each row of a padding mask is False...False True...True."""
+    return bool((np.diff(pad.astype(np.int8), axis=-1) >= 0).all())
+
+
 def _is_causal_mask(mask, size: int) -> bool:
     """Whether ``mask`` is the square subsequent mask (bool or -inf float form)."""
     if mask is None or tuple(mask.shape) != (size, size):
@@ -202,8 +213,8 @@ class TransformerEncoder(Module):
     """A stack of ``num_layers`` deep copies of ``encoder_layer`` (``layers.0`` ...), then an
     optional ``norm``.
 
-    NOTE: PyTorch's eval-mode nested-tensor fast path (which zeroes outputs at padded
-    positions) is not reproduced: every position is computed, as in training mode.
+    Like PyTorch, in eval mode without autograd (its nested-tensor fast path), positions
+    marked by ``src_key_padding_mask`` come out as zeros (before ``norm``).
 
     >>> import retrograd as rg
     >>> layer = rg.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
@@ -220,6 +231,14 @@ class TransformerEncoder(Module):
         self.norm = norm
         self.enable_nested_tensor = enable_nested_tensor
         self.mask_check = mask_check
+        sa = encoder_layer.self_attn
+        # the conditions under which PyTorch enables its nested-tensor (padding) fast path
+        self.use_nested_tensor = bool(
+            enable_nested_tensor and isinstance(encoder_layer, TransformerEncoderLayer)
+            and not encoder_layer.norm_first and sa.batch_first and sa._qkv_same_embed_dim
+            and sa.in_proj_bias is not None and sa.num_heads % 2 == 0
+            and encoder_layer.activation in (relu, gelu)
+        )
 
     def forward(self, src: Tensor, mask=None, src_key_padding_mask=None, is_causal=None) -> Tensor:
         first = self.layers[0] if len(self.layers) else None
@@ -230,6 +249,22 @@ class TransformerEncoder(Module):
         for mod in self.layers:
             out = mod(out, src_mask=mask, is_causal=is_causal,
                       src_key_padding_mask=src_key_padding_mask)
+        if self._padding_fast_path(src, mask, src_key_padding_mask):
+            pad = _pad_bool(src_key_padding_mask)[..., None]
+            out = out * Tensor._make((~pad).astype(out._data.dtype))
         if self.norm is not None:
             out = self.norm(out)
         return out
+
+    def _padding_fast_path(self, src, mask, kpm) -> bool:
+        if not self.use_nested_tensor or self.training or kpm is None or mask is not None:
+            return False
+        if src.dim() != 3 or tuple(kpm.shape) != tuple(src.shape[:2]):
+            return False
+        if self.mask_check and not _left_aligned(_pad_bool(kpm)):
+            return False
+        from ...autograd.grad_mode import STATE
+
+        if STATE.enabled and (src.requires_grad or any(p.requires_grad for p in self.parameters())):
+            return False
+        return True

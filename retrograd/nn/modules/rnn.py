@@ -235,6 +235,9 @@ class RNNBase(Module):
         for w in self.parameters():
             init.uniform_(w, -stdv, stdv)
 
+    def flatten_parameters(self) -> None:
+        """No-op (PyTorch compacts cuDNN weights here; NumPy needs nothing)."""
+
     @property
     def _flat_weights(self):
         return [getattr(self, n) for n in self._flat_weights_names]
@@ -269,6 +272,11 @@ class RNNBase(Module):
     def _prepare(self, input: Tensor, hx):
         """Normalise to sequence-first batched input; returns (x, hx tuple-or-tensor, batched)."""
         name = self._get_name()
+        if not isinstance(input, Tensor):
+            raise TypeError(
+                f"{name}: expected input to be a Tensor (PackedSequence is not supported), got "
+                f"{type(input).__name__}"
+            )
         if input.dim() not in (2, 3):
             raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D instead")
         batched = input.dim() == 3
