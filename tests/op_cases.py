@@ -979,3 +979,33 @@ def _view_mul(y):
     y[:, 1:].mul_(3)
     y[0].add_(1)
     return y
+
+
+add("einsum_trace", "einsum", lambda m, a: m.einsum("ii->", a), A((3, 3)))
+add("einsum_diag", "einsum", lambda m, a, b: m.einsum("iij,j->i", a, b), A((2, 2, 3)), A((3,)))
+add("einsum_implicit_trace", "einsum", lambda m, a: m.einsum("ii", a), A((2, 2)))
+add(
+    "fmax_nan",
+    "fmax",
+    lambda m, a, b: m.fmax(a, b),
+    K([float("nan"), 1.0, float("nan"), 2.0]),
+    K([2.0, float("nan"), float("nan"), 1.0]),
+    grad=False,
+)
+add(
+    "fmin_grad",
+    "fmin",
+    lambda m, a, b: m.fmin(a, b),
+    A((2, 3), "distinct"),
+    A((3,), "distinct"),
+    smooth=False,
+)
+add(
+    "fmax_grad",
+    "fmax",
+    lambda m, a, b: m.fmax(a, b),
+    A((2, 3), "distinct"),
+    A((2, 3), "distinct"),
+    smooth=False,
+)
+add("sign_nan", "sign", lambda m, a: m.sign(a), K([float("nan"), -0.0, 2.0, -1.5]), grad=False)

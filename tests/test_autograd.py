@@ -520,10 +520,13 @@ def test_T19_to_T23_broadcast_grad_shapes():
     assert w.grad.shape == (3, 4) and z.grad.shape == (5, 2, 3)
 
 
-def test_T24_T25_repeated_indices_accumulate():
+def test_T24_repeated_indices_accumulate():
     x = rg.tensor([1.0, 2.0, 3.0], requires_grad=True)
     x[[0, 0, 1]].sum().backward()
     assert x.grad.tolist() == [2.0, 1.0, 0.0]
+
+
+def test_T25_embedding_rows_accumulate():
     w = rg.randn(4, 2, requires_grad=True)
     g = rg.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     (w[rg.tensor([1, 1, 2])] * g).sum().backward()
@@ -761,3 +764,31 @@ def test_view_of_untracked_base_after_inplace_with_grad():
     z[1:3].copy_(x[:2] * 2)
     (a * 5).sum().backward()
     assert x.grad.tolist() == [10.0, 0.0, 0.0]
+
+
+def test_grad_mode_decorators_and_contexts():
+    x = rg.ones(2, requires_grad=True)
+
+    @rg.no_grad()
+    def f(t):
+        return t * 2
+
+    @rg.enable_grad()
+    def g(t):
+        return t * 2
+
+    assert not f(x).requires_grad
+    with rg.no_grad():
+        assert g(x).requires_grad
+    with rg.inference_mode():
+        assert not (x * 2).requires_grad
+    with rg.set_grad_enabled(False):
+        assert not (x * 2).requires_grad and not rg.is_grad_enabled()
+
+    @rg.no_grad()
+    def boom(t):
+        raise ValueError("x")
+
+    with pytest.raises(ValueError):
+        boom(x)
+    assert rg.is_grad_enabled()

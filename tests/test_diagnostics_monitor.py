@@ -210,3 +210,33 @@ def test_thresholds_configurable():
         v.kind for v in mon.verdicts(Thresholds(vanish_ratio=1e-30, vanish_abs=0.0))
     ]
     assert "vanishing" in [v.kind for v in mon.verdicts(Thresholds(vanish_ratio=10.0))]
+
+
+def test_dead_units_needs_enough_samples():
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+    mon = GradientMonitor(model, every=1)
+    loss = model(rg.randn(1, 8)).sum()  # one sample: about half the units are 0 by chance
+    loss.backward()
+    mon.step(loss)
+    assert mon.history["records"][0]["acts"]["1"]["dead"] is None
+    assert "dead_units" not in kinds(mon)
+
+
+def test_conv_net_activations_and_report():
+    model = rg.models.LeNet(channels=(4, 8), hidden=16)
+    opt = rg.optim.SGD(model.parameters(), lr=0.01)
+    with GradientMonitor(model, every=1) as mon:
+        mon.attach_optimizer(opt)
+        x, y = rg.randn(8, 1, 28, 28), rg.randint(0, 10, (8,))
+        for _ in range(2):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            mon.step(loss)
+            opt.step()
+    rec = mon.history["records"][-1]
+    conv_relu = [n for n, a in rec["acts"].items() if a["kind"] == "relu"]
+    assert conv_relu and all(0 <= rec["acts"][n]["dead"] <= 1 for n in conv_relu)
+    assert mon.history["layers"][0].startswith("features")  # forward order: convs first
+    assert all(rec["layers"][n]["update_ratio"] is not None for n in mon.history["layers"])
+    assert "Conv2d" in mon.report()

@@ -163,6 +163,9 @@ def test_world_size_1_collectives_are_identities(world1):
     dist.all_gather_object(objs, {"a": 1})
     assert objs == [{"a": 1}]
     assert dist.get_backend() == "mpi"
+    assert dist.get_world_size(dist.group.WORLD) == 1
+    with pytest.raises(NotImplementedError, match="only the default group"):
+        dist.all_reduce(t, group=object())
 
 
 def test_world_size_1_errors(world1):

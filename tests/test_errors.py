@@ -176,6 +176,11 @@ def test_no_raw_numpy_exception_escapes():
         lambda: x[rg.tensor([True, False, True])],
         lambda: x[0, 0, 0],
         lambda: x.copy_(rg.ones(4)),
+        lambda: x.repeat(-1, 1),
+        lambda: x.tile((-1,)),
+        lambda: rg.ones(3).repeat_interleave(rg.tensor([1, 2])),
+        lambda: rg.take(x, rg.tensor([0.5])),
+        lambda: rg.einsum("ii->i", rg.ones(2, 3)),
     ]
     for p in probes:
         with pytest.raises(Exception) as ei:

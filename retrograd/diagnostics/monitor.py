@@ -65,6 +65,7 @@ SOFT_RELU = {
 }
 TANH_KINDS = {"Tanh": "tanh", "Hardtanh": "tanh", "Softsign": "tanh"}
 SIGMOID_KINDS = {"Sigmoid": "sigmoid", "Hardsigmoid": "sigmoid"}
+MIN_DEAD_SAMPLES = 8
 
 
 def _act_kind(mod) -> str:
@@ -117,9 +118,9 @@ def _act_stats(kind: str, a: np.ndarray, level: float) -> dict:
         pos = af > 0
         st["zero_frac"] = float(1.0 - pos.mean())
         ax = _unit_axis(a)
-        if ax is None:
-            st["dead"] = float(1.0 - pos.mean())
-        else:
+        # "Dead" = zero for every sample seen; with fewer than MIN_DEAD_SAMPLES values per unit
+        # a unit can be silent by chance, so no claim is made.
+        if ax is not None and a.size // max(1, a.shape[ax]) >= MIN_DEAD_SAMPLES:
             other = tuple(i for i in range(a.ndim) if i != ax)
             alive = pos.any(axis=other)
             st["dead"] = float(1.0 - alive.mean())

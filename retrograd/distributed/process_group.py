@@ -35,6 +35,8 @@ __all__ = [
     "get_world_size",
     "get_backend",
     "Backend",
+    "GroupMember",
+    "group",
 ]
 
 DEFAULT_TIMEOUT = 60.0  # seconds; RETROGRAD_DIST_TIMEOUT overrides it
@@ -50,6 +52,16 @@ class Backend(str):
     MPI = "mpi"
     GLOO = "gloo"
     NCCL = "nccl"
+
+
+class GroupMember:
+    """``dist.group.WORLD`` (an alias of ``group=None``: the default group is the only one)."""
+
+    WORLD = None
+    NON_GROUP_MEMBER = -100
+
+
+group = GroupMember
 
 
 class _ProcessGroup:

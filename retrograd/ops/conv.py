@@ -52,14 +52,20 @@ class Geo(NamedTuple):
 
     @property
     def padded(self) -> bool:
-        return bool(self.pt or self.pb or self.pl or self.pr)
+        return self.pt > 0 or self.pb > 0 or self.pl > 0 or self.pr > 0
+
+    @property
+    def padded_hw(self) -> tuple[int, int]:
+        """Size of the padded input buffer. A negative bottom/right pad (a transposed conv
+        with output_padding >= stride) only means the windows stop short of the edge."""
+        return self.H + self.pt + max(self.pb, 0), self.W + self.pl + max(self.pr, 0)
 
 
 def _pad(x: np.ndarray, g: Geo, fill=0) -> np.ndarray:
     if not g.padded:
         return x
     n, c, h, w = x.shape
-    xp = np.full((n, c, h + g.pt + g.pb, w + g.pl + g.pr), fill, x.dtype)
+    xp = np.full((n, c) + g.padded_hw, fill, x.dtype)
     xp[:, :, g.pt : g.pt + h, g.pl : g.pl + w] = x
     return xp
 
@@ -90,7 +96,7 @@ def col2im(col: np.ndarray, g: Geo, n: int, c: int, conv_order: bool = True) -> 
 
     Loops over the ``kh*kw`` kernel offsets only; each iteration is one strided add."""
     oh, ow = g.out_hw
-    hp, wp = g.H + g.pt + g.pb, g.W + g.pl + g.pr
+    hp, wp = g.padded_hw
     if conv_order:
         cg = c // g.groups
         blocks = col.reshape(g.groups, g.kh, g.kw, cg, n, oh, ow)

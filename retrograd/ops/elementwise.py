@@ -354,8 +354,14 @@ def minimum(input, other) -> Tensor:
     return _binary(Minimum, input, other, "minimum")
 
 
-fmax = maximum
-fmin = minimum
+def fmax(input, other) -> Tensor:
+    """Elementwise maximum that ignores NaN (NaN only where both are NaN)."""
+    return maximum(where(isnan(input), other, input), where(isnan(other), input, other))
+
+
+def fmin(input, other) -> Tensor:
+    """Elementwise minimum that ignores NaN (NaN only where both are NaN)."""
+    return minimum(where(isnan(input), other, input), where(isnan(other), input, other))
 
 
 def where(condition, input=None, other=None) -> Tensor:
@@ -827,8 +833,8 @@ class ZeroGrad(Node):
 
 
 def _zero_grad_op(fn, a):
-    if a._data.dtype.kind in "iub" and fn is not np.sign:
-        return clone(a) if fn is not np.sign else a
+    if a._data.dtype.kind in "iub" and fn is not _np_sign:
+        return clone(a)
     return apply(ZeroGrad, (a,), {"fn": fn})
 
 
@@ -892,8 +898,19 @@ def reciprocal(input) -> Tensor:
     return div(1.0, input)
 
 
+def _np_sign(a):
+    s = np.sign(a)
+    if a.dtype.kind == "f":
+        s = np.where(np.isnan(a), a.dtype.type(0), s)  # torch: sign(nan) = 0
+    return s
+
+
+_np_sign.__name__ = "sign"
+
+
 def sign(input) -> Tensor:
-    return _zero_grad_op(np.sign, input)
+    """-1, 0 or 1 (0 for NaN, as in torch); its gradient is 0."""
+    return _zero_grad_op(_np_sign, input)
 
 
 sgn = sign

@@ -28,6 +28,8 @@ def _norm_index(idx):
             if x.dtype.kind == "f":
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         if isinstance(x, np.ndarray):
+            if x.dtype.kind not in "iub":
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
             advanced = True
         elif x is not None and x is not Ellipsis and not isinstance(x, int | slice | np.integer):
             raise IndexError(

@@ -231,10 +231,12 @@ def _parse_einsum(eq: str, operands):
                 f"einsum(): the number of subscripts in the equation ({len(s)}) does not match the "
                 f"number of dimensions ({op._data.ndim}) for operand {tuple(op._data.shape)}"
             )
-        if len(set(s)) != len(s):
-            raise NotImplementedError(
-                "einsum(): repeated subscripts within one operand are not supported"
-            )
+        for c in set(s):
+            if s.count(c) > 1 and len({op._data.shape[i] for i, x in enumerate(s) if x == c}) > 1:
+                raise ShapeError(
+                    f"einsum(): subscript {c} is repeated for operand {tuple(op._data.shape)} "
+                    "but the sizes don't match"
+                )
     sizes: dict = {}
     for s, op in zip(ins, operands):
         for c, n in zip(s, op._data.shape):
@@ -261,7 +263,26 @@ def einsum(equation: str, *operands) -> Tensor:
         operands = tuple(operands[0])
     ins, out = _parse_einsum(equation, operands)
     ops = promote(list(operands))
+    for k, s in enumerate(ins):
+        if len(set(s)) != len(s):  # 'ii->i', 'ii->', 'iij->j': take the diagonal first
+            ins[k], ops[k] = _diagonal(s, ops[k])
     return apply(_einsum_node(len(ops)), tuple(ops), {"ins": ins, "out": out})
+
+
+def _diagonal(sub: str, op: Tensor):
+    """The generalised diagonal of ``op`` over repeated subscripts, as a differentiable
+    advanced index (its vjp scatter-adds back onto the diagonal)."""
+    from .indexing import getitem
+
+    uniq = "".join(dict.fromkeys(sub))
+    sizes = {c: op._data.shape[sub.index(c)] for c in uniq}
+    idx = []
+    for c in sub:
+        k = uniq.index(c)
+        shape = [1] * len(uniq)
+        shape[k] = sizes[c]
+        idx.append(np.arange(sizes[c]).reshape(shape))
+    return uniq, getitem(op, tuple(idx))
 
 
 _EINSUM_NODES: dict = {}

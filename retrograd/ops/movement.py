@@ -575,13 +575,20 @@ def repeat(input, *sizes) -> Tensor:
             "Number of dimensions of repeat dims can not be smaller than number of dimensions of "
             "tensor"
         )
+    _check_reps(reps, "repeat")
     return apply(Tile, (input,), {"reps": reps})
+
+
+def _check_reps(reps, op):
+    if any(r < 0 for r in reps):
+        raise RuntimeError(f"{op}(): Trying to create tensor with negative dimension: {list(reps)}")
 
 
 def tile(input, dims_) -> Tensor:
     reps = tuple(dims_)
     if len(reps) < input._data.ndim:
         reps = (1,) * (input._data.ndim - len(reps)) + reps
+    _check_reps(reps, "tile")
     return apply(Tile, (input,), {"reps": reps})
 
 
@@ -592,8 +599,14 @@ def repeat_interleave(input, repeats, dim=None) -> Tensor:
         input = input.reshape(-1)
         dim = 0
     d = _wrap_dim(dim, input._data.ndim, "repeat_interleave")
-    r = repeats._data if isinstance(repeats, Tensor) else repeats
-    idx = np.repeat(np.arange(input._data.shape[d]), r)
+    r = np.asarray(repeats._data if isinstance(repeats, Tensor) else repeats)
+    n = input._data.shape[d]
+    if r.ndim > 1 or (r.ndim == 1 and r.size not in (1, n)) or (r < 0).any():
+        raise RuntimeError(
+            f"repeat_interleave: repeats must be a non-negative scalar or have one entry per "
+            f"element of dim {d} ({n}), got shape {tuple(r.shape)}"
+        )
+    idx = np.repeat(np.arange(n), r)
     return index_select(input, d, Tensor._make(idx))
 
 

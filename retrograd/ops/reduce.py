@@ -333,7 +333,7 @@ def _max_dim(input, dim, keepdim, is_min, op):
             idx = np.where(has, np.argmax(nan, axis=d, keepdims=True), idx)
     from .indexing import gather
 
-    values = gather(input, d, Tensor._make(idx)) if input._data.ndim else input
+    values = gather(input, d, Tensor._make(idx)) if input._data.ndim else input.clone()
     indices = Tensor._make(
         idx if keepdim else np.squeeze(idx, d) if input._data.ndim else idx.reshape(())
     )

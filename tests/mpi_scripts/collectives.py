@@ -99,6 +99,22 @@ for dtype in (np.float32, np.int64):
     dist.scatter(t, [rg.tensor(alld[i]) for i in range(N)] if R == 0 else None, src=0)
     check(f"scatter {dn}", t, alld[R])
 
+# point to point: a ring, rank r -> r+1
+out = rg.tensor(data(R, np.float32))
+inbox = rg.zeros(3, 4)
+w_send = dist.isend(out, dst=(R + 1) % N)
+w_recv = dist.irecv(inbox, src=(R - 1) % N)
+w_send.wait()
+w_recv.wait()
+check("isend/irecv ring", inbox, data((R - 1) % N, np.float32))
+if R == 0:
+    dist.send(rg.tensor([7.0, 8.0]), dst=N - 1, tag=5)
+if R == N - 1:
+    box = rg.zeros(2)
+    sender = dist.recv(box, src=None, tag=5)
+    check(f"recv from any source (sender={sender})", box, np.array([7.0, 8.0], np.float32))
+    check("recv returns the sender's rank", np.array([sender]), np.array([0]))
+
 objs = [None] * N
 dist.all_gather_object(objs, {"rank": R, "s": "x" * R})
 check("all_gather_object", np.array([o["rank"] for o in objs]), np.arange(N))

@@ -128,6 +128,8 @@ CONVT_CASES = [
     dict(groups=2, stride=2),
     dict(dilation=2, padding=1),
     dict(stride=3, dilation=2, output_padding=1),
+    dict(stride=1, dilation=2, output_padding=1),  # output_padding >= stride (< dilation)
+    dict(stride=(1, 2), dilation=(3, 2), output_padding=(2, 1), padding=1),
 ]
 
 
@@ -347,3 +349,36 @@ def test_mnist_net_convs_train_step_matches_torch(torch, rng):
         np.testing.assert_allclose(a.weight.grad.numpy(), b.weight.grad.numpy(), rtol=1e-4,
                                    atol=1e-4)
         np.testing.assert_allclose(a.bias.grad.numpy(), b.bias.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_random_geometries_match_torch(torch):
+    """A seeded sweep over kernel/stride/dilation/padding/groups/output_padding: values and
+    gradients of conv2d and conv_transpose2d agree with PyTorch."""
+    rng = np.random.default_rng(11)
+    tf = torch.nn.functional
+    done = 0
+    while done < 40:
+        g = int(rng.choice([1, 2]))
+        c, o = g * int(rng.integers(1, 3)), g * int(rng.integers(1, 3))
+        k = tuple(int(v) for v in rng.integers(1, 4, 2))
+        st = tuple(int(v) for v in rng.integers(1, 4, 2))
+        dil = tuple(int(v) for v in rng.integers(1, 3, 2))
+        pad = tuple(int(v) for v in rng.integers(0, 3, 2))
+        hw = tuple(int(v) for v in rng.integers(1, 8, 2))
+        opad = tuple(int(rng.integers(0, max(a, b))) for a, b in zip(st, dil))
+        w = _arr(rng, o, c // g, *k)
+        conv = dict(stride=st, padding=pad, dilation=dil, groups=g)
+        convt = dict(conv, output_padding=opad)
+        for fr, ft, xshape, kw in ((F.conv2d, tf.conv2d, (2, c) + hw, conv),
+                                   (F.conv_transpose2d, tf.conv_transpose2d, (2, o) + hw, convt)):
+            try:
+                yt = ft(torch.zeros(xshape), torch.tensor(w), **kw)
+            except RuntimeError:
+                with pytest.raises(RuntimeError):
+                    fr(rg.zeros(*xshape), rg.tensor(w), **kw)
+                continue
+            if 0 in tuple(yt.shape):
+                continue
+            done += 1
+            _check_fn(torch, rng, lambda x, w, fr=fr, kw=kw: fr(x, w, **kw),
+                      lambda x, w, ft=ft, kw=kw: ft(x, w, **kw), [xshape, w.shape])

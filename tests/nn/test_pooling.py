@@ -182,3 +182,26 @@ def test_pool_errors():
         F.avg_pool2d(rg.zeros(1, 1, 4, 4), 2, divisor_override=0)
     with pytest.raises(RuntimeError, match="Expected 2D or 3D"):
         F.max_pool1d(rg.zeros(1, 1, 4, 4), 2)
+
+
+def test_max_pool_window_wholly_in_padding_matches_torch(torch, rng):
+    """Dilated windows that see only padding: -inf output and PyTorch's reported index; the
+    gradient goes to that index when it lies inside the plane (as PyTorch does)."""
+    kw = dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 1), dilation=(1, 2),
+              return_indices=True)
+    _run(torch, rng, lambda x: F.max_pool2d(x, **kw),
+         lambda x: torch.nn.functional.max_pool2d(x, **kw), (2, 2, 4, 1))
+
+
+def test_max_pool_window_index_past_the_plane_gets_no_gradient(torch):
+    # PyTorch reports index 3..5 for a 1x3 plane here (and its backward writes out of
+    # bounds); retrograd reports the same indices and drops those gradients.
+    kw = dict(kernel_size=(2, 1), stride=1, padding=(1, 0), dilation=(2, 1), return_indices=True)
+    x = np.array([[[[0.5, -1.0, 2.0]]]], np.float32)
+    _, it = torch.nn.functional.max_pool2d(torch.tensor(x), **kw)
+    xr = rg.tensor(x, requires_grad=True)
+    y, ir = F.max_pool2d(xr, **kw)
+    assert np.all(np.isneginf(y.detach().numpy()))
+    np.testing.assert_array_equal(ir.numpy(), it.numpy())
+    y.sum().backward()
+    assert xr.grad.tolist() == [[[[0.0, 0.0, 0.0]]]]

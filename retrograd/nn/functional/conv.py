@@ -225,12 +225,17 @@ def _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilati
                                        output_padding)
     ]
     if any(v <= 0 for v in size):
+        ins = " x ".join(map(str, input._data.shape[2:]))
+        outs = " x ".join(map(str, size[2 - nsp :]))
         raise RuntimeError(
-            f"{op}: given input size {list(input._data.shape)}, the calculated output size "
-            f"{size[2 - nsp:]} is too small"
+            f"{op}: Given input size per channel: ({ins}). Calculated output size per channel: "
+            f"({outs}). Output size is too small"
         )
-    geo = Geo(k[0], k[1], stride[0], stride[1], dilation[0], dilation[1], padding[0], padding[0],
-              padding[1], padding[1], groups, size[0], size[1])
+    # bottom/right pads p - output_padding make the conv of a size-`size` input give back
+    # exactly the input's spatial size (floor division would round up when op >= stride)
+    geo = Geo(k[0], k[1], stride[0], stride[1], dilation[0], dilation[1], padding[0],
+              padding[0] - output_padding[0], padding[1], padding[1] - output_padding[1], groups,
+              size[0], size[1])
     out = conv_input_grad_raw(x, w, geo)
     if bias is not None:
         out = out + bias.reshape(-1, 1, 1)

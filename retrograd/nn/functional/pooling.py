@@ -36,14 +36,15 @@ __all__ = [
 class _PickMax(Node):
     """``out = x.flat[idx]`` per (N, C) plane for precomputed argmax indices."""
 
-    __slots__ = ("flat", "in_shape", "unique")
+    __slots__ = ("flat", "in_shape", "unique", "keep")
 
-    def forward(self, x, *, flat, out, unique):
-        self.flat, self.in_shape, self.unique = flat, x.shape, unique
+    def forward(self, x, *, flat, out, unique, keep=None):
+        self.flat, self.in_shape, self.unique, self.keep = flat, x.shape, unique, keep
         return out
 
     def backward(self, g):
-        params = {"flat": self.flat, "shape": self.in_shape, "unique": self.unique}
+        params = {"flat": self.flat, "shape": self.in_shape, "unique": self.unique,
+                  "keep": self.keep}
         return (apply(_ScatterMax, (g,), params),)
 
     @classmethod
@@ -52,13 +53,16 @@ class _PickMax(Node):
 
 
 class _ScatterMax(Node):
-    """The vjp of ``_PickMax``: add each gradient into its argmax position."""
+    """The vjp of ``_PickMax``: add each gradient into its argmax position. Windows that lie
+    wholly in the padding (``keep`` False) have no input to send their gradient to."""
 
-    __slots__ = ("flat",)
+    __slots__ = ("flat", "keep")
 
-    def forward(self, g, *, flat, shape, unique):
-        self.flat = flat
+    def forward(self, g, *, flat, shape, unique, keep):
+        self.flat, self.keep = flat, keep
         size = math.prod(shape)
+        if keep is not None:
+            g = g * keep
         if unique:  # windows cannot share a winner: a plain write
             out = np.zeros(size, g.dtype)
             out[flat.ravel()] = g.ravel()
@@ -67,7 +71,10 @@ class _ScatterMax(Node):
         return out.reshape(shape)
 
     def backward(self, gg):
-        return (getitem(gg.reshape(-1), (self.flat,)),)
+        out = getitem(gg.reshape(-1), (self.flat,))
+        if self.keep is not None:
+            out = out * Tensor._make(self.keep.astype(out._data.dtype))
+        return (out,)
 
     @classmethod
     def op_name(cls):
@@ -139,6 +146,25 @@ def _check_input(input, nsp, op):
         )
 
 
+def _empty_windows(g: Geo):
+    """Windows with no input cell (dilated windows over padding only): a ``(OH, OW)`` keep
+    mask (None when every window is fine) and the index PyTorch reports for them (its
+    first dilated cell at or after 0, which may lie past the input)."""
+    oh, ow = g.out_hw
+    axes = []
+    for n_out, s, p, d, k, size in ((oh, g.sh, g.pt, g.dh, g.kh, g.H),
+                                    (ow, g.sw, g.pl, g.dw, g.kw, g.W)):
+        start = np.arange(n_out) * s - p
+        cells = start[:, None] + np.arange(k) * d
+        ok = ((cells >= 0) & (cells < size)).any(1)
+        first = np.where(start < 0, start + ((d - 1 - start) // d) * d, start)
+        axes.append((ok, first))
+    keep = axes[0][0][:, None] & axes[1][0][None, :]
+    if keep.all():
+        return None, None
+    return keep, axes[0][1][:, None] * g.W + axes[1][1][None, :]
+
+
 def _argmax_windows(x: np.ndarray, g: Geo):
     """Per window: the max and the flat index of its first maximum within each plane."""
     n, c, h, w = x.shape
@@ -189,7 +215,17 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
     base = (np.arange(n * c, dtype=np.int64) * (h * w)).reshape(n, c, 1, 1)
     # windows that cannot overlap cannot share a winner
     unique = all(st >= dd * (kk - 1) + 1 for st, dd, kk in zip(s, d, k))
-    out = apply(_PickMax, (x,), {"flat": idx + base, "out": best, "unique": unique})
+    keep, torch_idx = _empty_windows(geo)
+    flat = idx
+    if keep is not None:
+        # -inf output and PyTorch's index; like PyTorch, the gradient goes to that index
+        # when it lies inside the plane, and nowhere otherwise
+        idx = np.where(keep, idx, torch_idx)
+        keep = keep | (torch_idx < h * w)
+        flat, unique = np.where(keep, idx, 0), False
+        keep = None if keep.all() else keep
+    params = {"flat": flat + base, "out": best, "unique": unique, "keep": keep}
+    out = apply(_PickMax, (x,), params)
     ind = Tensor._make(idx)
     if nsp == 1:
         out, ind = squeeze(out, 2), Tensor._make(idx[:, :, 0])
