@@ -92,7 +92,7 @@ def worker(name: str, steps: int, warmup: int) -> None:
     times, cpu = [], []
     for s in range(warmup + steps):
         if s == warmup:
-            ddp.comm_stats.update(wait_s=0.0, copy_s=0.0, reductions=0)
+            ddp.comm_stats.update(wait_s=0.0, copy_s=0.0, reductions=0, overlapped=0)
         x, y = batches[s % len(batches)]
         t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad()
@@ -125,6 +125,8 @@ def worker(name: str, steps: int, warmup: int) -> None:
         "bucket_copy_ms": ddp.comm_stats["copy_s"] / steps * 1e3,
         "bare_allreduce_ms": float(np.median(ar[2:]) * 1e3) if n > 1 else 0.0,
         "buckets": len(ddp.bucket_sizes()),
+        # buckets whose all-reduce finished before the end of backward (hidden behind compute)
+        "overlapped_buckets_per_step": ddp.comm_stats["overlapped"] / steps,
     }
     rows = [None] * n
     dist.all_gather_object(rows, row)

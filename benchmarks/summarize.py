@@ -67,6 +67,9 @@ def table(paths: list[str]) -> str:
         ratio = _med(d["ratio"])
         runs_s = ", ".join(f"{x:.2f}" for x in d["ratio"])
         ok = "met" if ratio <= TARGET[wl] else "missed"
+        fewer = [_med(v) for k, v in peaks.items() if k < th]
+        if fewer and _med(peaks.get(th, [])) < max(fewer):
+            ok += ", overloaded machine: not evidence"  # more threads, less GEMM throughput
         gf = _med(d["gf"])
         pk = _med(peaks.get(th, []))
         mt, mr = mem.get((wl, "torch"), []), mem.get((wl, "retrograd"), [])

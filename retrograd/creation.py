@@ -17,34 +17,34 @@ def _np_dtype(dtype):
 
 
 def _infer_dtype(data) -> np.dtype:
-    """PyTorch's inference for Python data: bools, then ints (int64), then floats (default)."""
-    kinds = set()
+    """PyTorch's inference for Python data: Python bools, ints (int64) and floats (the
+    default float), and NumPy scalars, arrays or tensors with their own dtype, promoted."""
+    found = set()
     stack = [data]
     while stack:
         x = stack.pop()
         if isinstance(x, list | tuple):
             stack.extend(x)
         elif isinstance(x, Tensor):
-            kinds.add(x._data.dtype.kind)
-        elif isinstance(x, np.ndarray):
-            kinds.add(x.dtype.kind)
-        elif isinstance(x, builtins.bool | np.bool_):
-            kinds.add("b")
-        elif isinstance(x, builtins.int | np.integer):
-            kinds.add("i")
-        elif isinstance(x, builtins.float | np.floating):
-            kinds.add("f")
+            found.add(x._data.dtype)
+        elif isinstance(x, np.ndarray | np.generic):
+            found.add(x.dtype)
+        elif isinstance(x, builtins.bool):
+            found.add(np.dtype(np.bool_))
+        elif isinstance(x, builtins.int):
+            found.add(np.dtype(np.int64))
+        elif isinstance(x, builtins.float):
+            found.add(_dtype.get_default_dtype().np)
         elif isinstance(x, complex):
             raise TypeError("complex tensors are not supported")
         else:
             raise TypeError(f"Could not infer dtype of {type(x).__name__}")
-    if "f" in kinds:
+    if not found:
         return _dtype.get_default_dtype().np
-    if "i" in kinds or "u" in kinds:
-        return np.dtype(np.int64)
-    if "b" in kinds:
-        return np.dtype(np.bool_)
-    return _dtype.get_default_dtype().np
+    out = None
+    for d in found:
+        out = d if out is None else _dtype._promote_np(out, d)
+    return out
 
 
 def _as_array(data, dtype=None, default_float=False, copy=True) -> np.ndarray:

@@ -199,3 +199,35 @@ def test_repr_matches_torch(torch, i):
     t = re.sub(r" object at 0x[0-9a-f]+", "", repr(REPRS[i](torch)))
     assert r == t
     assert str(REPRS[i](rg)) == repr(REPRS[i](rg))
+
+
+GRAD_FN_NAMES = {
+    "mul": lambda m, x: x * x,
+    "t": lambda m, x: x.t(),
+    "transpose": lambda m, x: x.transpose(0, 1),
+    "mT": lambda m, x: x.mT,
+    "select": lambda m, x: x[0],
+    "slice": lambda m, x: x[1:],
+    "unsqueeze": lambda m, x: x.unsqueeze(0),
+    "gather": lambda m, x: x.gather(0, m.tensor([[0, 1]])),
+    "permute": lambda m, x: x.permute(1, 0),
+    "sum": lambda m, x: x.sum(),
+    "mean": lambda m, x: x.mean(),
+    "pow": lambda m, x: x**2,
+    "exp": lambda m, x: x.exp(),
+    "clone": lambda m, x: x.clone(),
+    "softmax": lambda m, x: x.softmax(0),
+    "logsumexp": lambda m, x: x.logsumexp(0),
+    "norm": lambda m, x: x.norm(),
+    "cat": lambda m, x: m.cat([x, x]),
+    "where": lambda m, x: m.where(x > 0, x, 0.0),
+    "to_double": lambda m, x: x.double(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAD_FN_NAMES))
+def test_grad_fn_names_match_torch(torch, name):
+    f = GRAD_FN_NAMES[name]
+    r = f(rg, rg.ones(3, 2, requires_grad=True)).grad_fn.name()
+    t = type(f(torch, torch.ones(3, 2, requires_grad=True)).grad_fn).__name__
+    assert r == t

@@ -289,3 +289,26 @@ def test_signal_saves_a_loadable_checkpoint_and_exits_cleanly(sig, tmp_path):
     assert ck["step"] == len(losses(run_dir)) >= 5
     tr = load_run(run_dir)
     assert tr.step == ck["step"]
+
+
+def test_progress_bar_and_plain_lines():
+    import io
+
+    from retrograd.train.progress import Progress, fmt_duration
+
+    buf = io.StringIO()
+    bar = Progress(total=10, start=0, bar=True, log_every=5, unit="tok", stream=buf)
+    for s in range(1, 11):
+        bar.update(s, loss=1.0 / s, lr=1e-3, samples=100, dt=0.01)
+    bar.write("eval line")
+    bar.close()
+    text = buf.getvalue()
+    assert "10/10" in text and "loss=0.1000" in text and "tok/s" in text and "eval line" in text
+    buf = io.StringIO()
+    plain = Progress(total=10, start=0, bar=False, log_every=5, unit="samples", stream=buf)
+    for s in range(1, 11):
+        plain.update(s, loss=0.5, lr=2e-3, samples=64, dt=0.1)
+    lines = buf.getvalue().splitlines()
+    assert [ln.split("|")[0].strip() for ln in lines] == ["step      5/10", "step     10/10"]
+    assert "\r" not in buf.getvalue() and "640 samples/s" in lines[0]
+    assert fmt_duration(3723) == "1h02m03s" and fmt_duration(75) == "1m15s"

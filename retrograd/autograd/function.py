@@ -24,6 +24,14 @@ class FunctionCtx(Node):
     )
 
     def save_for_backward(self, *tensors):
+        from ..tensor import Tensor
+
+        for i, t in enumerate(tensors):
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(
+                    "save_for_backward can only save variables, but argument "
+                    f"{i} is of type {type(t).__name__}"
+                )
         self.to_save = tensors
 
     @property

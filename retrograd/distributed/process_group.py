@@ -417,7 +417,7 @@ def _excepthook(tp, val, tb):
         file=sys.stderr,
     )
     # give the peers blocked in a collective a moment to print who failed
-    end = time.monotonic() + min(2.0, pg.timeout)
+    end = time.monotonic() + min(3.0, pg.timeout)
     others = [r for r in range(pg.size) if r != pg.rank]
     while time.monotonic() < end:
         if all(mon.acked(r) for r in others):

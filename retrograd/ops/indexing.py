@@ -85,6 +85,22 @@ class GetItemView(GetItem):
         return "Slice"
 
 
+class Select(GetItemView):
+    __slots__ = ()
+
+    @classmethod
+    def op_name(cls):
+        return "Select"
+
+
+class Gather(GetItem):
+    __slots__ = ()
+
+    @classmethod
+    def op_name(cls):
+        return "Gather"
+
+
 class IndexAddZeros(Node):
     """Scatter ``g`` into zeros at ``idx``. NOTE: repeated indices accumulate (np.add.at),
     never ``z[idx] += g``, which keeps only one of them."""
@@ -116,7 +132,11 @@ def getitem(input, idx) -> Tensor:
             "invalid index of a 0-dim tensor. Use `tensor.item()` to convert a 0-dim tensor to a "
             "number"
         )
-    return apply(GetItem if advanced else GetItemView, (input,), {"idx": idx, "advanced": advanced})
+    if advanced:
+        return apply(GetItem, (input,), {"idx": idx, "advanced": True})
+    if all(isinstance(i, int | np.integer) for i in idx):
+        return apply(Select, (input,), {"idx": idx, "advanced": False})  # torch's name
+    return apply(GetItemView, (input,), {"idx": idx, "advanced": False})
 
 
 class IndexPut(Node):
@@ -221,7 +241,7 @@ def gather(input, dim: int, index, *, sparse_grad=False) -> Tensor:
                 f"than self {list(input._data.shape)} apart from dimension {d}"
             )
     _check_index(index, input._data.shape[d], "gather")
-    return apply(GetItem, (input,), {"idx": _gather_idx(ix, d), "advanced": True})
+    return apply(Gather, (input,), {"idx": _gather_idx(ix, d), "advanced": True})
 
 
 def take_along_dim(input, indices, dim=None) -> Tensor:

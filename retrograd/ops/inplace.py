@@ -70,12 +70,14 @@ def commit(t: Tensor, compute, needs_old: bool = True, op: str = "in-place op") 
 
 
 def _view_params(node, v) -> dict | None:
-    kind = type(node).__name__
-    if kind == "GetItemView":
+    from .indexing import GetItemView
+    from .movement import BroadcastTo, Permute, Reshape
+
+    if isinstance(node, GetItemView):
         return {"idx": node.idx, "advanced": False}
-    if kind in ("Reshape", "BroadcastTo"):
+    if isinstance(node, Reshape | BroadcastTo):
         return {"shape": v._data.shape}
-    if kind == "Permute":
+    if isinstance(node, Permute):
         return {"perm": node.perm}
     return None
 
@@ -127,23 +129,23 @@ def _commit_view(t, base, vnode, compute, needs_old, op):
         np.copyto(t._data, new._data, casting="unsafe")  # nothing to record
         t._bump()
         return t
-    kind = type(vnode).__name__
-    if kind == "GetItemView":
-        from .indexing import IndexPut
+    from .indexing import GetItemView, IndexPut
+    from .movement import Permute, Reshape
 
+    if isinstance(vnode, GetItemView):
         put = lambda b: apply(IndexPut, (b, new), {"idx": vnode.idx})  # noqa: E731
         params = {"idx": vnode.idx, "advanced": False}
-    elif kind == "Reshape":
+    elif isinstance(vnode, Reshape):
         put = lambda b: new.reshape(b._data.shape)  # noqa: E731
         params = {"shape": t._data.shape}
-    elif kind == "Permute":
+    elif isinstance(vnode, Permute):
         inv = tuple(int(i) for i in np.argsort(vnode.perm))
         put = lambda b: new.permute(*inv)  # noqa: E731
         params = {"perm": vnode.perm}
     else:
         raise RuntimeError(
-            f"{op}: in-place modification of a {kind} view of a tensor that requires grad is "
-            "not supported; clone() the view first."
+            f"{op}: in-place modification of a {type(vnode).__name__} view of a tensor that "
+            "requires grad is not supported; clone() the view first."
         )
     commit(base, put, False, op)
     if base._requires_grad and STATE.enabled:

@@ -17,6 +17,12 @@ class MatMul(Node):
     save_inputs = (0, 1)
 
     def forward(self, a, b):
+        # NOTE: NumPy cannot hand stride-0 (expanded) operands to BLAS and falls back to a
+        # loop ~1000x slower; such operands are common as gradients of sum/mean.
+        if 0 in a.strides:
+            a = np.ascontiguousarray(a)
+        if 0 in b.strides:
+            b = np.ascontiguousarray(b)
         return np.matmul(a, b)
 
     def backward(self, g):

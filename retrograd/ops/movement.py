@@ -73,6 +73,38 @@ class Permute(Node):
         return (apply(Permute, (g,), {"perm": tuple(np.argsort(self.perm))}),)
 
 
+class Transpose(Permute):
+    """``transpose``/``swapaxes``/``mT``: a Permute named as in torch's graphs."""
+
+    __slots__ = ()
+
+
+class TNode(Permute):
+    """``t()``: a Permute named ``TBackward0`` as in torch."""
+
+    __slots__ = ()
+
+    @classmethod
+    def op_name(cls):
+        return "T"
+
+
+class Unsqueeze(Reshape):
+    __slots__ = ()
+
+    @classmethod
+    def op_name(cls):
+        return "Unsqueeze"
+
+
+class Squeeze(Reshape):
+    __slots__ = ()
+
+    @classmethod
+    def op_name(cls):
+        return "Squeeze"
+
+
 class Cat(Node):
     __slots__ = ("axis", "sizes")
 
@@ -291,14 +323,14 @@ def squeeze(input, dim=None) -> Tensor:
     else:
         axes = dims(dim, input._data.ndim, "squeeze") if input._data.ndim else ()
         new = tuple(s for i, s in enumerate(sh) if not (i in axes and s == 1))
-    return reshape(input, new) if new != sh else input
+    return apply(Squeeze, (input,), {"shape": new}) if new != sh else input
 
 
 def unsqueeze(input, dim: int) -> Tensor:
     nd = input._data.ndim + 1
     d = _wrap_dim(dim, nd, "unsqueeze")
     sh = input._data.shape
-    return apply(Reshape, (input,), {"shape": sh[:d] + (1,) + sh[d:]})
+    return apply(Unsqueeze, (input,), {"shape": sh[:d] + (1,) + sh[d:]})
 
 
 def permute(input, *dims_) -> Tensor:
@@ -327,7 +359,7 @@ def transpose(input, dim0: int, dim1: int) -> Tensor:
         return input
     perm = list(range(nd))
     perm[a], perm[b] = perm[b], perm[a]
-    return apply(Permute, (input,), {"perm": tuple(perm)})
+    return apply(Transpose, (input,), {"perm": tuple(perm)})
 
 
 swapaxes = swapdims = transpose
@@ -354,7 +386,7 @@ def t(input) -> Tensor:
         raise RuntimeError(
             f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D"
         )
-    return transpose(input, 0, 1) if input._data.ndim == 2 else input
+    return apply(TNode, (input,), {"perm": (1, 0)}) if input._data.ndim == 2 else input
 
 
 def expand(input, *sizes) -> Tensor:

@@ -49,6 +49,8 @@ class Linear(Node):
             gb = g2.sum(0) if has_b and nxt[2] is not None else None
         else:
             ga = g._data
+            if 0 in ga.strides:  # expanded grads (after sum/mean) would bypass BLAS
+                ga = np.ascontiguousarray(ga)
             g2 = ga.reshape(-1, ga.shape[-1])
             gx = gw = gb = None
             if nxt[0] is not None:

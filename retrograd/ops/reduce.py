@@ -517,6 +517,9 @@ class Softmax(Node):
 
     def backward(self, g):
         out = self.output()
+        if g._data.dtype == np.float16:  # reduce in float32 (finite, and torch's precision)
+            o, gf = out.float(), g.float()
+            return ((o * (gf - (gf * o).sum(self.axis, keepdim=True))).to(g.dtype),)
         return (out * (g - (g * out).sum(self.axis, keepdim=True)),)
 
 

@@ -378,3 +378,61 @@ def test_transformer_encoder_eval_no_grad_zeroes_padding_like_torch(torch, rng, 
     yr2 = m(rg.tensor(x), src_key_padding_mask=rg.tensor(kpm)).detach().numpy()
     np.testing.assert_allclose(yr2[1], yt[1], rtol=RTOL, atol=ATOL)
     assert not np.allclose(yr2[0, 3:], yt[0, 3:])
+
+
+def _pair_case(torch, m, tm, tgt, mem, train, **fkw):
+    """Two-input modules (decoder): outputs and grads of both inputs and all parameters."""
+    tm.load_state_dict({k: torch.tensor(v.detach().numpy()) for k, v in m.state_dict().items()})
+    m.train(train)
+    tm.train(train)
+    R = [rg.tensor(a, requires_grad=True) for a in (tgt, mem)]
+    T = [torch.tensor(a, requires_grad=True) for a in (tgt, mem)]
+    rk = {k: _to_rg(v) for k, v in fkw.items()}
+    tk = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in fkw.items()}
+    yr, yt = m(*R, **rk), tm(*T, **tk)
+    np.testing.assert_allclose(yr.detach().numpy(), yt.detach().numpy(), rtol=RTOL, atol=ATOL)
+    g = np.random.default_rng(3).standard_normal(tuple(yt.shape)).astype(np.float32)
+    yr.backward(rg.tensor(g))
+    yt.backward(torch.tensor(g))
+    for a, b in zip(R, T):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=RTOL, atol=ATOL)
+    tp = dict(tm.named_parameters())
+    assert [n for n, _ in m.named_parameters()] == list(tp)
+    for n, p in m.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), tp[n].grad.numpy(), rtol=RTOL, atol=1e-5,
+                                   err_msg=n)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_transformer_decoder_layer(torch, rng, norm_first):
+    kw = dict(dim_feedforward=16, dropout=0.0, norm_first=norm_first, batch_first=True)
+    m, tm = rg.nn.TransformerDecoderLayer(E, H, **kw), torch.nn.TransformerDecoderLayer(E, H, **kw)
+    tgt, mem = _arr(rng, 3, 5, E), _arr(rng, 3, 6, E)
+    mkpm = np.zeros((3, 6), bool)
+    mkpm[1, 4:] = True
+    _pair_case(torch, m, tm, tgt, mem, True, tgt_mask=CAUSAL, tgt_key_padding_mask=KPM,
+               memory_key_padding_mask=mkpm)
+    _pair_case(torch, m, tm, tgt, mem, False, tgt_mask=CAUSAL, tgt_is_causal=True)
+
+
+def test_transformer_decoder_and_full_model(torch, rng):
+    layer = rg.nn.TransformerDecoderLayer(E, H, 16, dropout=0.0, activation="gelu")
+    m = rg.nn.TransformerDecoder(layer, 2, norm=rg.nn.LayerNorm(E))
+    tm = torch.nn.TransformerDecoder(
+        torch.nn.TransformerDecoderLayer(E, H, 16, dropout=0.0, activation="gelu"), 2,
+        norm=torch.nn.LayerNorm(E))
+    tgt, mem = _arr(rng, 5, 3, E), _arr(rng, 6, 3, E)
+    _pair_case(torch, m, tm, tgt, mem, True, tgt_mask=CAUSAL)
+
+    kw = dict(d_model=E, nhead=H, num_encoder_layers=2, num_decoder_layers=1,
+              dim_feedforward=16, dropout=0.0)
+    full, tfull = rg.nn.Transformer(**kw), torch.nn.Transformer(**kw)
+    assert list(full.state_dict()) == list(tfull.state_dict())
+    mask = rg.nn.Transformer.generate_square_subsequent_mask(5)
+    np.testing.assert_array_equal(mask.numpy(),
+                                  torch.nn.Transformer.generate_square_subsequent_mask(5).numpy())
+    src = _arr(rng, 6, 3, E)
+    _pair_case(torch, full, tfull, src, tgt, True, tgt_mask=mask.numpy())
+    # Xavier-uniform init of every matrix, as PyTorch's Transformer
+    w = full.encoder.layers[0].linear1.weight.detach().numpy()
+    assert np.abs(w).max() <= math.sqrt(6 / (E + 16)) + 1e-7

@@ -59,17 +59,19 @@ def _sig(a: np.ndarray) -> np.ndarray:
 
 
 class _LSTMCell(Node):
-    """Gate math of one LSTM step: pre-activations ``a (N, 4H)`` (i, f, g, o) and ``c (N, H)``
-    -> ``[h | c']`` as one ``(N, 2H)`` array.
+    """Gate math of one LSTM step: the input and hidden parts of the pre-activations
+    ``x, gh (N, 4H)`` (gate order i, f, g, o) and ``c (N, H)`` -> ``[h | c']`` as one
+    ``(N, 2H)`` array.
 
     NOTE: fused because the time loop runs it T times per layer: one node instead of
     twelve. The vjp has a NumPy path for plain backward and the same formulas in Tensor ops
     (on recomputed activations) under ``create_graph``, so higher-order gradients work."""
 
     __slots__ = ("acts",)
-    save_inputs = (0, 1)
+    save_inputs = (0, 1, 2)
 
-    def forward(self, a, c):
+    def forward(self, x, gh, c):
+        a = x + gh
         hs = c.shape[1]
         i, f, o = _sig(a[:, :hs]), _sig(a[:, hs : 2 * hs]), _sig(a[:, 3 * hs :])
         g = np.tanh(a[:, 2 * hs : 3 * hs])
@@ -79,7 +81,7 @@ class _LSTMCell(Node):
         return np.concatenate([o * tc, c2], axis=1)
 
     def backward(self, grad):
-        a, c = self.saved_tensors()
+        x, gh, c = self.saved_tensors()
         hs = c._data.shape[1]
         if not STATE.enabled:
             i, f, g, o, tc = self.acts
@@ -89,15 +91,16 @@ class _LSTMCell(Node):
             da = np.concatenate(
                 [dc * g * i * (1 - i), dc * c._data * f * (1 - f), dc * i * (1 - g * g),
                  gh * tc * o * (1 - o)], axis=1)
-            return Tensor._make(da), Tensor._make(dc * f)
-        ai, af, ag, ao = a.chunk(4, 1)
+            da_t = Tensor._make(da)
+            return da_t, da_t, Tensor._make(dc * f)
+        ai, af, ag, ao = (x + gh).chunk(4, 1)
         i, f, g, o = sigmoid(ai), sigmoid(af), tanh(ag), sigmoid(ao)
         tc = tanh(f * c + i * g)
         gh, gc = grad[:, :hs], grad[:, hs:]
         dc = gc + gh * o * (1 - tc * tc)
         da = cat([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g),
                   gh * tc * o * (1 - o)], 1)
-        return da, dc * f
+        return da, da, dc * f
 
     @classmethod
     def op_name(cls):
@@ -146,7 +149,7 @@ class _GRUCell(Node):
 
 
 def _lstm_step(x_t, h, c, w_hh, b_hh, w_hr):
-    hc = apply(_LSTMCell, (x_t + linear(h, w_hh, b_hh), c))
+    hc = apply(_LSTMCell, (x_t, linear(h, w_hh, b_hh), c))
     hs = c.shape[1]
     h, c = hc[:, :hs], hc[:, hs:]
     if w_hr is not None:

@@ -3,8 +3,9 @@
 How a step works (world size > 1):
 
 * construction: parameters and buffers are broadcast from rank 0 (coalesced by dtype), and
-  parameters are assigned to buckets of about ``bucket_cap_mb`` in *reverse* registration
-  order, which is roughly the order in which backward produces their gradients;
+  parameters are assigned to buckets of about ``bucket_cap_mb`` (the first one 1 MiB, so that
+  communication starts early) in *reverse* registration order, which is roughly the order in
+  which backward produces their gradients;
 * forward: the autograd graph of the output is walked once to find which
   parameter is reached (an unreached one is unused in this iteration);
 * backward: a post-accumulate-grad hook on every parameter copies its gradient, once complete,
@@ -32,6 +33,8 @@ from ...tensor import Tensor
 from ..modules.module import Module
 
 __all__ = ["DistributedDataParallel"]
+
+_FIRST_BUCKET_BYTES = 2**20  # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
 
 
 class _Bucket:
@@ -159,7 +162,8 @@ class DistributedDataParallel(Module):
         self._used = None
         self._handles = []
         # instrumentation (read by benchmarks/distributed.py)
-        self.comm_stats = {"reductions": 0, "wait_s": 0.0, "copy_s": 0.0, "buckets": 0}
+        self.comm_stats = {"reductions": 0, "wait_s": 0.0, "copy_s": 0.0, "buckets": 0,
+                           "overlapped": 0}
         if self._pg.size > 1:
             self._verify_shapes()
             if init_sync:
@@ -169,12 +173,16 @@ class DistributedDataParallel(Module):
 
     # --- setup ---------------------------------------------------------------------------
     def _build_buckets(self) -> list:
+        # as in PyTorch the first bucket is small (1 MiB): the last layers' gradients, ready
+        # first, start travelling while backward is still computing the others
         buckets, cur, cur_bytes = [], {}, {}
         for p in reversed(self._params):
             dt = p._data.dtype
             cur.setdefault(dt, []).append(p)
             cur_bytes[dt] = cur_bytes.get(dt, 0) + p._data.nbytes
-            if cur_bytes[dt] >= self.bucket_bytes_cap:
+            cap = min(_FIRST_BUCKET_BYTES, self.bucket_bytes_cap) if not buckets else (
+                self.bucket_bytes_cap)
+            if cur_bytes[dt] >= cap:
                 buckets.append(_Bucket(len(buckets), cur.pop(dt), dt))
                 cur_bytes[dt] = 0
         for dt, ps in cur.items():
@@ -316,6 +324,9 @@ class DistributedDataParallel(Module):
         pg = self._pg
         t0 = time.perf_counter()
         reqs = [b.req for b in self._buckets]
+        # buckets whose all-reduce already finished while backward was still running
+        self.comm_stats["overlapped"] += sum(
+            1 for r in reqs[: self._next_bucket - 1] if r is not None and r.Test())
         seq = pg.next_seq()
         pg.wait_all(reqs, ("DistributedDataParallel gradient all_reduce", seq))
         used = self._used
