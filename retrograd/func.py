@@ -204,9 +204,11 @@ def vjp(func, *primals, has_aux: bool = False):
     return value, vjp_fn
 
 
-def jvp(func, primals, tangents, *, has_aux: bool = False):
+def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False):
     """Forward-mode product ``(f(x), J(x) @ t)``, computed with two reverse passes
-    (the vjp is linear in its cotangent, so differentiating it gives the jvp).
+    (the vjp is linear in its cotangent, so differentiating it gives the jvp). With
+    ``strict=True`` an output that does not depend on the primals raises instead of getting a
+    zero tangent.
 
     >>> import retrograd as rg
     >>> rg.func.jvp(lambda x: x ** 2, (rg.tensor([3.0]),), (rg.tensor([1.0]),))
@@ -236,6 +238,11 @@ def jvp(func, primals, tangents, *, has_aux: bool = False):
                 jv = [None] * len(dummies)
         finally:
             _depth[0] -= 1
+    if strict and any(j is None for j in jv):
+        raise RuntimeError(
+            "jvp(f, primals, tangents, strict=True): The output of f is independent of the "
+            "inputs. This is not allowed with strict=True."
+        )
     jv = [_finish(j) if j is not None else _zeros_like(o) for j, o in zip(jv, outs)]
     res = (_map(value, _finish), unf(jv))
     return res + (_map(aux, _finish),) if has_aux else res
@@ -350,24 +357,66 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
     return wrapper
 
 
-def functional_call(module, parameter_and_buffer_dicts, args, kwargs=None):
-    """Call ``module`` with the given tensors standing in for its parameters and buffers."""
+def functional_call(
+    module,
+    parameter_and_buffer_dicts,
+    args=None,
+    kwargs=None,
+    *,
+    tie_weights: bool = True,
+    strict: bool = False,
+):
+    """Call ``module`` with the given tensors standing in for its parameters and buffers.
+
+    With ``tie_weights`` (the default) a tensor given for one name of a tied parameter (the
+    same Parameter reachable under several names) replaces it under every name; ``strict``
+    requires the dicts to name exactly the module's parameters and buffers.
+
+    >>> import retrograd as rg
+    >>> lin = rg.nn.Linear(2, 1, bias=False)
+    >>> rg.func.functional_call(lin, {"weight": rg.ones(1, 2)}, (rg.tensor([[1.0, 2.0]]),))
+    tensor([[3.]])
+    """
     dicts = parameter_and_buffer_dicts
     if isinstance(dicts, tuple | list):
         merged = {}
         for d in dicts:
+            for k in d:
+                if k in merged:
+                    raise ValueError(f"functional_call: {k} appeared in multiple dictionaries")
             merged.update(d)
         dicts = merged
-    saved = {}
+    # every (store, attr) slot per parameter/buffer object, to find tied aliases
+    slots: dict = {}
+    names: dict = {}
+    for mod_name, mod in module.named_modules(remove_duplicate=False):
+        for store in (mod._parameters, mod._buffers):
+            for attr, obj in store.items():
+                if obj is not None:
+                    slots.setdefault(id(obj), []).append((store, attr))
+                    names[f"{mod_name}.{attr}" if mod_name else attr] = obj
+    if strict:
+        missing = sorted(set(names) - set(dicts))
+        unexpected = sorted(set(dicts) - set(names))
+        if missing or unexpected:
+            raise RuntimeError(
+                f"Error(s) in reparametrizing for {type(module).__name__}: "
+                f"Missing key(s): {missing}. Unexpected key(s): {unexpected}."
+            )
+    saved = []
     try:
         for name, value in dicts.items():
             mod_path, _, attr = name.rpartition(".")
             mod = module.get_submodule(mod_path)
             store = mod._parameters if attr in mod._parameters else mod._buffers
-            saved[name] = (store, attr, store[attr])
-            store[attr] = value
-        args = args if isinstance(args, tuple) else (args,)
+            targets = [(store, attr)]
+            if tie_weights and store.get(attr) is not None:
+                targets = slots.get(id(store[attr]), targets)
+            for st, at in targets:
+                saved.append((st, at, st[at]))
+                st[at] = value
+        args = () if args is None else args if isinstance(args, tuple) else (args,)
         return module(*args, **(kwargs or {}))
     finally:
-        for store, attr, old in saved.values():
+        for store, attr, old in reversed(saved):
             store[attr] = old

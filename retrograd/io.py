@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
 import zlib
 from typing import Any
@@ -151,9 +152,12 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def save(obj: Any, f: str | os.PathLike | Any) -> None:
+def save(
+    obj: Any, f: str | os.PathLike | Any, pickle_module: Any = pickle, pickle_protocol: int = 2
+) -> None:
     """Save ``obj`` (a state dict or any nesting of dicts/lists/tuples of tensors, arrays,
-    numbers, strings and ``None``) to ``f`` in the safetensors format.
+    numbers, strings and ``None``) to ``f`` in the safetensors format. ``pickle_module`` and
+    ``pickle_protocol`` are accepted for PyTorch compatibility and unused: nothing is pickled.
 
     The write is atomic: data goes to a temporary file in the same directory, is flushed and
     fsynced, then renamed over ``f``; if anything fails the previous file is left intact.
@@ -212,13 +216,22 @@ def _check_header(raw_head: bytes, size: int, path: str) -> None:
         raise _corrupt(path, f"header claims {n} bytes but the file has {size}")
 
 
-def load(f: str | os.PathLike | Any, map_location: Any = None, weights_only: bool = True) -> Any:
+def load(
+    f: str | os.PathLike | Any,
+    map_location: Any = None,
+    pickle_module: Any = None,
+    *,
+    weights_only: bool | None = None,
+    mmap: bool | None = None,
+    **pickle_load_args: Any,
+) -> Any:
     """Load an object saved by :func:`save`, or any safetensors file (then a flat
     ``{name: Tensor}`` dict, e.g. from ``safetensors.torch.save_file(model.state_dict())``).
 
-    ``map_location`` is accepted for PyTorch compatibility (everything lives on the CPU);
-    ``weights_only`` is always effectively ``True``: no code is ever executed while loading.
-    A truncated or damaged file raises ``RuntimeError`` naming the path.
+    ``map_location`` and ``mmap`` are accepted for PyTorch compatibility (everything lives on
+    the CPU); ``weights_only`` is always effectively ``True``: no code is ever executed while
+    loading, so a ``pickle_module`` is refused. A truncated or damaged file raises
+    ``RuntimeError`` naming the path.
 
     >>> import io, retrograd as rg
     >>> buf = io.BytesIO(); rg.save({"w": rg.zeros(1)}, buf); _ = buf.seek(0)
@@ -227,6 +240,11 @@ def load(f: str | os.PathLike | Any, map_location: Any = None, weights_only: boo
     """
     import safetensors.numpy as stn
 
+    if pickle_module is not None:
+        raise RuntimeError(
+            "rg.load: cannot use a pickle_module: retrograd checkpoints are safetensors files "
+            "and loading never unpickles (weights_only is always True)"
+        )
     if hasattr(f, "read"):
         raw = f.read()
         name = getattr(f, "name", "<file object>")

@@ -792,3 +792,16 @@ def test_grad_mode_decorators_and_contexts():
     with pytest.raises(ValueError):
         boom(x)
     assert rg.is_grad_enabled()
+
+
+def test_T80_detect_anomaly_create_graph_names_backward_node():
+    x = rg.tensor([0.0, 1.0], requires_grad=True)
+    with rg.autograd.detect_anomaly():
+        y = x.sqrt()  # SQRT-CG-LINE
+        with pytest.raises(RuntimeError, match="SqrtBackward0") as ei:
+            rg.autograd.grad(y.sum(), x, create_graph=True)
+        assert "SQRT-CG-LINE" in str(ei.value)
+        # the anomaly flags are restored after the failed pass
+        assert rg.autograd.grad_mode.STATE.anomaly_check_nan
+        with pytest.raises(RuntimeError, match="Log"):
+            x.log()

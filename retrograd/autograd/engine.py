@@ -124,6 +124,11 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
     leaf_grads: dict = {}
     quiet = np.errstate(all="ignore")  # vjps of inf/nan stay silent, as in torch
     quiet.__enter__()
+    # anomaly mode: the vjp ops' own forward checks are off (a NaN is reported by the
+    # backward node that produced it, SqrtBackward0, not by the Div inside its vjp)
+    check_nan = STATE.anomaly and STATE.anomaly_check_nan
+    prev_check = STATE.anomaly_check_nan
+    STATE.anomaly_check_nan = False
     try:
         while ready:
             node = ready.pop()
@@ -135,7 +140,7 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
             ):
                 gs = _pre(run, node, gs, want_nodes, capture)
             if gs is not None:
-                in_grads = _call(node, gs)
+                in_grads = _call(node, gs, check_nan)
                 if not retain_graph:
                     node.release()
             else:
@@ -168,6 +173,7 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
                             _to_leaf(run, t, total, want_leaves, capture)
     finally:
         quiet.__exit__(None, None, None)
+        STATE.anomaly_check_nan = prev_check
         STATE.enabled = prev_mode
     if capture:
         return run.capture
@@ -260,7 +266,7 @@ def _checked_hook_result(r, g, where):
     return r
 
 
-def _call(node, gs):
+def _call(node, gs, check_nan=False):
     Tensor = _node.Tensor
     if node.n_outputs == 1:
         out = node.backward(gs[0])
@@ -302,7 +308,7 @@ def _call(node, gs):
                 continue
             g = g.to(dt)
         res.append(g)
-    if STATE.anomaly and STATE.anomaly_check_nan:
+    if check_nan:
         for g in res:
             if g is not None and g._data.dtype.kind == "f" and not np.isfinite(g._data).all():
                 raise RuntimeError(

@@ -240,7 +240,7 @@ def cmd_presets(args) -> int:
 
 
 #: What ``retrograd demo`` trains: the CNN preset, shortened to fit ~3 minutes on 2 cores.
-DEMO = {"preset": "mnist-cnn", "epochs": 4}
+DEMO = {"preset": "mnist-cnn", "epochs": 6}
 
 
 def cmd_demo(args) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..random import _rng
+from ..random import _rng, default_generator
 from ..tensor import Tensor
 
 __all__ = [
@@ -204,7 +204,7 @@ class Subset(Dataset):
 
 
 def random_split(
-    dataset: Dataset, lengths: Sequence[int | float], generator: Any = None
+    dataset: Dataset, lengths: Sequence[int | float], generator: Any = default_generator
 ) -> list[Subset]:
     """Split ``dataset`` into non-overlapping random subsets of the given lengths, or of the
     given fractions (summing to 1; the remainder goes round-robin to the first subsets).

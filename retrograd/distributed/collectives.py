@@ -104,6 +104,16 @@ def _check_rank(pg, r, what):
         raise ValueError(f"Invalid {what} rank {r}: expected 0 <= {what} < {pg.size}")
 
 
+def _one_rank(op: str, what: str, r, group_r):
+    """PyTorch's ``src``/``group_src`` (``dst``/``group_dst``) pair: exactly one is given.
+    With only the default group a group rank equals the global rank."""
+    if r is not None and group_r is not None:
+        raise ValueError(f"{op}: can't specify both {what} and group_{what}")
+    if r is None and group_r is None:
+        raise ValueError(f"{op}: must specify {what} or group_{what}")
+    return r if r is not None else group_r
+
+
 def _check_list(pg, lst, ref, what):
     if lst is None or len(lst) != pg.size:
         n = "None" if lst is None else len(lst)
@@ -153,9 +163,17 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op: bool = False):
     return _run(pg, [req], finish, "all_reduce", async_op, [tensor])
 
 
-def reduce(tensor, dst: int = 0, op=ReduceOp.SUM, group=None, async_op: bool = False):
+def reduce(
+    tensor,
+    dst: int | None = None,
+    op=ReduceOp.SUM,
+    group=None,
+    async_op: bool = False,
+    group_dst: int | None = None,
+):
     """Reduce ``tensor`` across ranks into rank ``dst``'s tensor (others are left unchanged)."""
     pg = _check_group(group)
+    dst = _one_rank("reduce", "dst", dst, group_dst)
     _check_rank(pg, dst, "dst")
     arr = _array(tensor)
     if pg.comm is None:
@@ -225,9 +243,13 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op: 
 
 
 # --- data movement ---------------------------------------------------------------------------
-def broadcast(tensor, src: int = 0, group=None, async_op: bool = False):
-    """Copy rank ``src``'s ``tensor`` into ``tensor`` on every other rank."""
+def broadcast(
+    tensor, src: int | None = None, group=None, async_op: bool = False, group_src: int | None = None
+):
+    """Copy rank ``src``'s ``tensor`` into ``tensor`` on every other rank. Give exactly one of
+    ``src`` (global rank) and ``group_src`` (rank in ``group``; the same with one group)."""
     pg = _check_group(group)
+    src = _one_rank("broadcast", "src", src, group_src)
     _check_rank(pg, src, "src")
     if pg.comm is None:
         return _local(pg, None, async_op, [tensor])
@@ -272,9 +294,17 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op: bo
     return _run(pg, [req], wb, "all_gather_into_tensor", async_op, [output_tensor])
 
 
-def gather(tensor, gather_list=None, dst: int = 0, group=None, async_op: bool = False):
+def gather(
+    tensor,
+    gather_list=None,
+    dst: int | None = None,
+    group=None,
+    async_op: bool = False,
+    group_dst: int | None = None,
+):
     """Collect every rank's ``tensor`` into ``gather_list`` on rank ``dst``."""
     pg = _check_group(group)
+    dst = _one_rank("gather", "dst", dst, group_dst)
     _check_rank(pg, dst, "dst")
     arr = _array(tensor)
     if pg.rank == dst:
@@ -295,9 +325,17 @@ def gather(tensor, gather_list=None, dst: int = 0, group=None, async_op: bool = 
     return _run(pg, [req], finish, "gather", async_op, gather_list or [])
 
 
-def scatter(tensor, scatter_list=None, src: int = 0, group=None, async_op: bool = False):
+def scatter(
+    tensor,
+    scatter_list=None,
+    src: int | None = None,
+    group=None,
+    async_op: bool = False,
+    group_src: int | None = None,
+):
     """Send ``scatter_list[i]`` from rank ``src`` into ``tensor`` on rank ``i``."""
     pg = _check_group(group)
+    src = _one_rank("scatter", "src", src, group_src)
     _check_rank(pg, src, "src")
     arr = _array(tensor)
     if pg.rank == src:
@@ -339,12 +377,17 @@ def all_to_all_single(
     return _run(pg, [req], lambda: _store(output, recv), "all_to_all_single", async_op, [output])
 
 
-def barrier(group=None, async_op: bool = False, device_ids=None):
-    """Wait until every rank reaches this call (bounded by the group timeout)."""
+def barrier(group=None, async_op: bool = False, device_ids=None, timeout=None):
+    """Wait until every rank reaches this call (bounded by ``timeout``, or else by the group
+    timeout)."""
     pg = _check_group(group)
     if pg.comm is None:
         return _local(pg, None, async_op, [])
-    return _run(pg, [pg.comm.Ibarrier()], None, "barrier", async_op, [])
+    w = Work(pg, [pg.comm.Ibarrier()], None, ("barrier", pg.next_seq()), [])
+    if async_op:
+        return w
+    w.wait(timeout)
+    return None
 
 
 def monitored_barrier(group=None, timeout=None, wait_all_ranks: bool = False):
@@ -358,9 +401,12 @@ def monitored_barrier(group=None, timeout=None, wait_all_ranks: bool = False):
 
 
 # --- point to point --------------------------------------------------------------------------
-def isend(tensor, dst: int, group=None, tag: int = 0) -> Work:
+def isend(
+    tensor, dst: int | None = None, group=None, tag: int = 0, group_dst: int | None = None
+) -> Work:
     """Start sending ``tensor`` to rank ``dst``."""
     pg = _check_group(group)
+    dst = _one_rank("isend", "dst", dst, group_dst)
     _check_rank(pg, dst, "dst")
     if pg.comm is None:
         raise RuntimeError("isend: a world of size 1 has no other rank to send to")
@@ -368,9 +414,14 @@ def isend(tensor, dst: int, group=None, tag: int = 0) -> Work:
     return Work(pg, [pg.comm.Isend(buf, dest=dst, tag=tag)], None, ("send", pg.next_seq()))
 
 
-def irecv(tensor, src: int | None = None, group=None, tag: int = 0) -> Work:
+def irecv(
+    tensor, src: int | None = None, group=None, tag: int = 0, group_src: int | None = None
+) -> Work:
     """Start receiving into ``tensor`` from rank ``src`` (any rank when None)."""
     pg = _check_group(group)
+    if src is not None and group_src is not None:
+        raise ValueError("irecv: can't specify both src and group_src")
+    src = src if src is not None else group_src
     if pg.comm is None:
         raise RuntimeError("irecv: a world of size 1 has no other rank to receive from")
     if src is not None:
@@ -381,13 +432,21 @@ def irecv(tensor, src: int | None = None, group=None, tag: int = 0) -> Work:
     return Work(pg, [req], wb, ("recv", pg.next_seq()), [tensor])
 
 
-def send(tensor, dst: int, group=None, tag: int = 0) -> None:
-    isend(tensor, dst, group, tag).wait()
+def send(
+    tensor, dst: int | None = None, group=None, tag: int = 0, group_dst: int | None = None
+) -> None:
+    """Send ``tensor`` to rank ``dst`` and wait until it is delivered."""
+    isend(tensor, dst, group, tag, group_dst).wait()
 
 
-def recv(tensor, src: int | None = None, group=None, tag: int = 0) -> int:
+def recv(
+    tensor, src: int | None = None, group=None, tag: int = 0, group_src: int | None = None
+) -> int:
     """Receive into ``tensor``; returns the sender's rank."""
     pg = _check_group(group)
+    if src is not None and group_src is not None:
+        raise ValueError("recv: can't specify both src and group_src")
+    src = src if src is not None else group_src
     if pg.comm is None:
         raise RuntimeError("recv: a world of size 1 has no other rank to receive from")
     buf, wb = _inout(tensor)
@@ -426,9 +485,16 @@ def all_gather_object(object_list: list, obj, group=None) -> None:
         object_list[i] = pickle.loads(recv[displs[i] : displs[i] + counts[i]].tobytes())
 
 
-def broadcast_object_list(object_list: list, src: int = 0, group=None, device=None) -> None:
+def broadcast_object_list(
+    object_list: list,
+    src: int | None = None,
+    group=None,
+    device=None,
+    group_src: int | None = None,
+) -> None:
     """Replace ``object_list``'s items on every rank by rank ``src``'s (picklable) items."""
     pg = _check_group(group)
+    src = _one_rank("broadcast_object_list", "src", src, group_src)
     _check_rank(pg, src, "src")
     if pg.comm is None:
         return

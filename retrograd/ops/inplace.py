@@ -1,5 +1,10 @@
 """In-place ops with PyTorch's rules: a leaf that requires grad may only change under
-``no_grad``; every change bumps the version counter that backward checks."""
+``no_grad``; every change bumps the version counter that backward checks.
+
+Views (basic indexing, reshape/view, permute/transpose, expand) remember their base: an
+in-place op on a view is written through the base with a differentiable scatter (torch's
+CopySlices), and an in-place op on a base re-derives the grad_fn of its live views, so no
+gradient is ever computed from a stale graph."""
 
 from __future__ import annotations
 

@@ -14,13 +14,20 @@ the recomputation, as PyTorch's reentrant variant does.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.grad_mode import STATE, enable_grad
 from ..tensor import Tensor
 
-__all__ = ["checkpoint", "checkpoint_sequential"]
+__all__ = ["checkpoint", "checkpoint_sequential", "noop_context_fn"]
+
+
+def noop_context_fn():
+    """The default ``context_fn``: no context around the forward or the recomputation."""
+    return contextlib.nullcontext(), contextlib.nullcontext()
 
 _N_CONST = 5  # run_function, preserve_rng_state, kwargs, n_args, dummy
 
@@ -91,15 +98,18 @@ def _graph_leaves(roots) -> list:
 
 class _Checkpoint(Function):
     @staticmethod
-    def forward(ctx, run_function, preserve_rng_state, kwargs, n_args, dummy, *rest):
+    def forward(ctx, run_function, preserve_rng_state, kwargs_ctx, n_args, dummy, *rest):
         args = rest[:n_args]
+        kwargs, context_fn = kwargs_ctx
+        forward_ctx, ctx.recompute_ctx = context_fn()
         ctx.run_function = run_function
         ctx.kwargs = kwargs
         ctx.rng = _rng_state() if preserve_rng_state else None
         ctx.inputs = args
         ctx.params = rest[n_args:]
         ctx.save_for_backward(*[a for a in args if isinstance(a, Tensor)])
-        return run_function(*args, **kwargs)
+        with forward_ctx:
+            return run_function(*args, **kwargs)
 
     @staticmethod
     def backward(ctx, *grads):
@@ -120,7 +130,7 @@ class _Checkpoint(Function):
             _set_rng_state(ctx.rng)
         create_graph = STATE.enabled  # the engine enables grad only under create_graph
         try:
-            with enable_grad():
+            with enable_grad(), ctx.recompute_ctx:
                 outs = ctx.run_function(*args, **ctx.kwargs)
         finally:
             if ctx.rng is not None:
@@ -154,7 +164,7 @@ def checkpoint(
     function,
     *args,
     use_reentrant: bool | None = None,
-    context_fn=None,
+    context_fn=noop_context_fn,
     determinism_check: str = "default",
     debug: bool = False,
     preserve_rng_state: bool = True,
@@ -175,7 +185,11 @@ def checkpoint(
     # inputs nor any discovered parameter needs grad (a captured leaf still might)
     dummy = Tensor._make(np.zeros((), np.float32), True)
     params = _params_of(function)
-    return _Checkpoint.apply(function, preserve_rng_state, kwargs, len(args), dummy, *args, *params)
+    if context_fn is None:
+        context_fn = noop_context_fn
+    return _Checkpoint.apply(
+        function, preserve_rng_state, (kwargs, context_fn), len(args), dummy, *args, *params
+    )
 
 
 def checkpoint_sequential(

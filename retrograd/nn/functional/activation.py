@@ -31,7 +31,27 @@ __all__ = [
     "sigmoid",
 ]
 
-silu, mish, logsigmoid, tanh, sigmoid = E.silu, E.mish, E.logsigmoid, E.tanh, E.sigmoid
+silu, mish, logsigmoid = E.silu, E.mish, E.logsigmoid
+
+
+def tanh(input: Tensor) -> Tensor:
+    """Elementwise hyperbolic tangent (``torch.nn.functional.tanh``: no ``out=``).
+
+    >>> import retrograd as rg
+    >>> rg.nn.functional.tanh(rg.tensor([0.0]))
+    tensor([0.])
+    """
+    return E.tanh(input)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    """Elementwise logistic function (``torch.nn.functional.sigmoid``: no ``out=``).
+
+    >>> import retrograd as rg
+    >>> rg.nn.functional.sigmoid(rg.tensor([0.0]))
+    tensor([0.5000])
+    """
+    return E.sigmoid(input)
 
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:

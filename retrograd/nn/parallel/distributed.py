@@ -120,7 +120,7 @@ class DistributedDataParallel(Module):
         device_ids=None,
         output_device=None,
         dim: int = 0,
-        broadcast_buffers: bool = True,
+        broadcast_buffers: bool | None = None,
         init_sync: bool = True,
         process_group=None,
         bucket_cap_mb: float | None = None,
@@ -128,6 +128,7 @@ class DistributedDataParallel(Module):
         check_reduction: bool = False,
         gradient_as_bucket_view: bool = False,
         static_graph: bool = False,
+        forward_sync_buffers: bool | None = None,
     ):
         super().__init__()
         from ... import distributed as dist
@@ -141,7 +142,14 @@ class DistributedDataParallel(Module):
         self.module = module
         self.dim = dim
         self.device_ids = device_ids
-        self.broadcast_buffers = broadcast_buffers
+        # PyTorch 2.13: ``broadcast_buffers`` is the older spelling of ``forward_sync_buffers``
+        # (which always syncs buffers at init); both default to syncing
+        if forward_sync_buffers is not None:
+            self.broadcast_buffers = forward_sync_buffers
+            init_sync_buffers = True
+        else:
+            self.broadcast_buffers = True if broadcast_buffers is None else broadcast_buffers
+            init_sync_buffers = self.broadcast_buffers
         self.find_unused_parameters = find_unused_parameters
         self.gradient_as_bucket_view = gradient_as_bucket_view
         self.static_graph = static_graph
@@ -167,7 +175,8 @@ class DistributedDataParallel(Module):
         if self._pg.size > 1:
             self._verify_shapes()
             if init_sync:
-                self._broadcast_coalesced(self._params + list(module.buffers()))
+                bufs = list(module.buffers()) if init_sync_buffers else []
+                self._broadcast_coalesced(self._params + bufs)
             for p in self._params:
                 self._handles.append(p.register_post_accumulate_grad_hook(self._grad_ready))
 
