@@ -168,6 +168,8 @@ def _reduced_count(shape, dim) -> int:
 
 
 def _run_reduction(name, xr, xt, dim, keepdim):
+    if dim is None:  # torch.prod has no dim=None overload
+        return getattr(rg, name)(xr), getattr(torch, name)(xt)
     return (
         getattr(rg, name)(xr, dim=dim, keepdim=keepdim),
         getattr(torch, name)(xt, dim=dim, keepdim=keepdim),
