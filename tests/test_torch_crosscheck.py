@@ -44,7 +44,7 @@ def _close(got, want, rtol=RTOL, atol=ATOL, what="value"):
 
 def _pair(arr: np.ndarray, requires_grad: bool = True):
     """The same float32 data as a retrograd leaf and a torch leaf."""
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    arr = np.array(arr, dtype=np.float32)  # (np.ascontiguousarray would make 0-d arrays 1-d)
     return (
         rg.tensor(arr.copy(), requires_grad=requires_grad),
         torch.tensor(arr.copy(), requires_grad=requires_grad),
@@ -262,8 +262,9 @@ def index_case(draw):
     shape = tuple(draw(st.lists(st.integers(2, 5), min_size=1, max_size=4)))
     rng_seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(rng_seed)
-    items, dim, n_adv, used_ellipsis = [], 0, 0, False
-    while dim < len(shape) and len(items) < len(shape) + 1:
+    items, dim, n_adv, n_none, used_ellipsis = [], 0, 0, 0, False
+    # (every item after an Ellipsis must be drawn: they are aligned to the trailing dims)
+    while dim < len(shape):
         size = shape[dim]
         kind = draw(st.sampled_from(["slice", "int", "none", "ellipsis", "array", "mask", "full"]))
         if kind == "slice":
@@ -275,7 +276,8 @@ def index_case(draw):
         elif kind == "int":
             items.append(draw(st.integers(-size, size - 1)))
             dim += 1
-        elif kind == "none":
+        elif kind == "none" and n_none < 2:
+            n_none += 1
             items.append(None)
         elif kind == "ellipsis" and not used_ellipsis:
             used_ellipsis = True
@@ -344,6 +346,53 @@ def test_getitem_then_reuse_accumulates_like_torch(case):
     loss_r.backward()
     loss_t.backward()
     _close(xr.grad, xt.grad, GRAD_RTOL, GRAD_ATOL, what=f"x{list(shape)}[{idx}] grad")
+
+
+@SETTINGS
+@given(case=index_case())
+def test_setitem_matches_torch(case):
+    # x[idx] = v on a non-leaf: result, grad of x (zero where overwritten) and grad of v
+    shape, idx, seed = case
+    rng = np.random.default_rng(seed)
+    xr, xt = _pair(rng.standard_normal(shape))
+    with torch.no_grad():
+        target_shape = tuple(xt[_torch_index(idx)].shape)
+    if 0 in target_shape:
+        return
+    has_repeats = any(
+        isinstance(i, np.ndarray) and i.dtype != bool and len(np.unique(i % s)) < i.size
+        for i, s in zip([i for i in idx if i is not None and i is not Ellipsis], shape)
+    )
+    v = rng.standard_normal(target_shape).astype(np.float32)
+    if has_repeats:  # which duplicate write wins is unspecified in torch: write equal values
+        v[...] = 0.5
+    vr, vt = _pair(v)
+    yr, yt = xr * 1.0, xt * 1.0
+    yr[idx] = vr
+    yt[_torch_index(idx)] = vt
+    _close(yr, yt, what=f"x{list(shape)}[{idx}] = v result")
+    _backward_both(yr, yt, seed + 1)
+    _close(xr.grad, xt.grad, GRAD_RTOL, GRAD_ATOL, what=f"x{list(shape)}[{idx}] = v, grad x")
+    if not has_repeats:
+        _close(vr.grad, vt.grad, GRAD_RTOL, GRAD_ATOL, what=f"x{list(shape)}[{idx}] = v, grad v")
+
+
+def test_int_and_array_index_follow_torch_order():
+    # torch selects with the int first: x[0, :, [1, 2]] on (2, 3, 4) is (3, 2) (NumPy: (2, 3))
+    x = np.arange(120, dtype=np.float32).reshape(2, 3, 4, 5)
+    xr, xt = _pair(x)
+    cases = [(0, slice(None), [1, 2]), (slice(None), 0, slice(1, None), [1]), (0, None, [1])]
+    for idx in cases:
+        xr.grad = None
+        tidx = tuple(torch.tensor(i) if isinstance(i, list) else i for i in idx)
+        _close(xr[idx], xt[tidx], what=str(idx))
+        xr[idx].sum().backward()
+        _close(xr.grad, torch.autograd.grad(xt[tidx].sum(), xt)[0], what=f"{idx} grad")
+    yr = rg.zeros(2, 3, 4)
+    yr[0, :, [1, 2]] = rg.arange(6.0).reshape(3, 2)
+    yt = torch.zeros(2, 3, 4)
+    yt[0, :, [1, 2]] = torch.arange(6.0).reshape(3, 2)
+    _close(yr, yt, what="setitem x[0, :, [1, 2]] = v")
 
 
 # ------------------------------------------------------------------- small training runs

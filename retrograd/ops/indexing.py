@@ -42,6 +42,44 @@ def _norm_index(idx):
     return tuple(out), advanced
 
 
+def _is_int(i) -> bool:
+    return isinstance(i, int | np.integer) and not isinstance(i, bool | np.bool_)
+
+
+def _split_ints(idx):
+    """torch applies integer indices as selects *before* advanced indexing, so they never
+    join NumPy's advanced-index block: for ``x`` of shape (2, 3, 4), ``x[0, :, [1, 2]]`` is
+    (3, 2) in torch but (2, 3) in NumPy. Returns ``(basic, rest)`` with
+    ``x[basic][rest]`` following torch, or None where one NumPy step already agrees (the
+    block lands in the same place unless the ints change whether it is contiguous)."""
+    pos_np = [k for k, i in enumerate(idx) if isinstance(i, np.ndarray) or _is_int(i)]
+    pos_torch = [k for k, i in enumerate(idx) if isinstance(i, np.ndarray)]
+    if len(pos_np) == len(pos_torch):
+        return None
+    rest_items = [i for i in idx if not _is_int(i)]
+    pos_rest = [k for k, i in enumerate(rest_items) if isinstance(i, np.ndarray)]
+
+    def contiguous(pos):
+        return pos[-1] - pos[0] == len(pos) - 1
+
+    if contiguous(pos_np) == contiguous(pos_rest):
+        return None
+    basic, rest = [], []
+    for i in idx:
+        if isinstance(i, np.ndarray):  # a bool mask spans as many dims as it has
+            basic.extend([slice(None)] * (i.ndim if i.dtype == bool else 1))
+            rest.append(i)
+        elif _is_int(i):
+            basic.append(i)
+        elif i is None or isinstance(i, slice):  # applied (new axis made) by the 1st step
+            basic.append(i)
+            rest.append(slice(None))
+        else:  # Ellipsis
+            basic.append(i)
+            rest.append(i)
+    return tuple(basic), tuple(rest)
+
+
 def _index(arr, idx, shape_for_msg):
     try:
         return arr[idx]
@@ -133,6 +171,9 @@ def getitem(input, idx) -> Tensor:
             "number"
         )
     if advanced:
+        split = _split_ints(idx)
+        if split is not None:
+            return getitem(getitem(input, split[0]), split[1])
         return apply(GetItem, (input,), {"idx": idx, "advanced": True})
     if all(isinstance(i, int | np.integer) for i in idx):
         return apply(Select, (input,), {"idx": idx, "advanced": False})  # torch's name
@@ -171,7 +212,10 @@ class IndexPut(Node):
 
 def setitem(input, idx, value) -> None:
     """``input[idx] = value`` in place (recorded in the graph when grad is needed)."""
-    nidx, _ = _norm_index(idx)
+    nidx, advanced = _norm_index(idx)
+    split = _split_ints(nidx) if advanced else None
+    if split is not None:  # torch's order: the int selects first (see _split_ints)
+        return setitem(getitem(input, split[0]), split[1], value)
     v = as_operand(value, input)
     if STATE.enabled and (input._requires_grad or v._requires_grad):
         from .inplace import commit
