@@ -30,7 +30,7 @@ def make_data() -> dict:
     }
 
 
-def build(lib, params: dict, data: dict):
+def build(lib, params: dict, data: dict, compiled: bool = False):
     nn = lib.nn
     F = nn.functional
 
@@ -50,4 +50,5 @@ def build(lib, params: dict, data: dict):
     model = load(lib, Deep(), params)
     opt = lib.optim.SGD(model.parameters(), lr=1e-2)
     x, y = as_lib(lib, data["x"]), as_lib(lib, data["y"])
-    return train_step(model, opt, lambda: F.cross_entropy(model(x), y)), model, opt
+    step = train_step(model, opt, lambda: F.cross_entropy(model(x), y))
+    return (lib.compile(step) if compiled else step), model, opt

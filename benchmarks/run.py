@@ -56,16 +56,24 @@ def _impls(wl: str, frameworks: list[str]):
     out, errors = [], {}
     for fw in frameworks:
         try:
-            kw = {"sdpa": True} if fw == "torch-sdpa" else {}
-            step = mod.build(_lib(fw), params, data, **kw)[0]
+            step = mod.build(_lib(fw), params, data, **_build_kw(fw))[0]
             out.append(Impl(fw, step))
         except Exception as e:  # a missing layer/op: report it, keep benchmarking the rest
             errors[fw] = f"{type(e).__name__}: {e}"
     return mod, out, errors
 
 
+def _build_kw(fw: str) -> dict:
+    if fw == "torch-sdpa":
+        return {"sdpa": True}
+    if fw == "retrograd-compiled":  # rg.compile(step): traced once, replayed (issue #6)
+        return {"compiled": True}
+    return {}
+
+
 def _frameworks(wl: str) -> list[str]:
-    return ["torch", "retrograd"] + (["torch-sdpa"] if wl == "gpt" else [])
+    extra = {"gpt": ["torch-sdpa"], "tiny": ["retrograd-compiled"], "deep": ["retrograd-compiled"]}
+    return ["torch", "retrograd"] + extra.get(wl, [])
 
 
 def bench_workload(wl: str, threads: int, quick: bool) -> dict:
@@ -108,8 +116,7 @@ def _mem_child(wl: str, fw: str, threads: int, steps: int):
     set_threads(threads, fw)
     mod = importlib.import_module(f"benchmarks.{wl}")
     params, data = mod.make_params(), mod.make_data()
-    kw = {"sdpa": True} if fw == "torch-sdpa" else {}
-    step = mod.build(_lib(fw), params, data, **kw)[0]
+    step = mod.build(_lib(fw), params, data, **_build_kw(fw))[0]
     del params, data
     before = rss_mib()
     for _ in range(steps):
@@ -179,6 +186,13 @@ def print_table(results: list, mem: dict, peaks: dict):
             print(
                 f"{'':8} {'':>3} | torch-sdpa {_fmt(sd)}  (retrograd/torch-sdpa "
                 f"{g['median_ms'] / sd['median_ms'] if g else float('nan'):.2f})"
+            )
+        rc = r.get("retrograd-compiled")
+        if rc:
+            print(
+                f"{'':8} {'':>3} | retrograd-compiled {_fmt(rc)}  (ratio to torch "
+                f"{rc['median_ms'] / t['median_ms'] if t else float('nan'):.2f}, loss dev "
+                f"{rc.get('loss_dev', float('nan')):.1e}{' WRONG' if rc.get('wrong') else ''})"
             )
         for fw, err in r.get("errors", {}).items():
             print(f"{'':8} {'':>3} | {fw} unavailable: {err}")

@@ -43,7 +43,7 @@ def make_data() -> dict:
     return {"x": x, "y": (y * 2 - 1).astype(np.float32).reshape(N, 1)}
 
 
-def build(lib, params: dict, data: dict):
+def build(lib, params: dict, data: dict, compiled: bool = False):
     nn = lib.nn
     F = nn.functional
 
@@ -68,4 +68,5 @@ def build(lib, params: dict, data: dict):
         reg = 1e-4 * sum((p * p).sum() for p in ps)
         return data_loss + reg
 
-    return train_step(model, opt, loss_fn), model, opt
+    step = train_step(model, opt, loss_fn)
+    return (lib.compile(step) if compiled else step), model, opt

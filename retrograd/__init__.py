@@ -132,3 +132,6 @@ def get_num_threads() -> int:
     import os
 
     return os.cpu_count() or 1
+
+
+from .compile import compile  # noqa: E402,A004,F401

@@ -92,15 +92,17 @@ class _Trace:
         self.arg_data = {id(t._data): i for i, t in enumerate(args_tensors)}
         self.args = list(args_tensors)
         self.data_slot: dict = {}  # id(ndarray) -> slot holding it
+        self.data_owner: dict = {}  # id(ndarray) -> a tensor whose ._data was read as it
         self.ops: list = []  # (cls, in_slots, params, out_slot, node|None, out shape, dtype)
         self.events: list = []  # ("fwd", i0, i1) | ("call", ...) | ("bwd", ...) | ("item", s)
         self.n_slots = 0
         self.paused = 0
         self.bad: str | None = None
         self.modules: dict = {}  # id -> (module, training)
+        self.det: set = set()  # ids of tensors made by deterministic creation functions
         self.bwd_nodes: list | None = None
         self.bwd_leaves: list | None = None
-        self.last_read = -1  # index in events after which a value was read
+        self.first_read = -1  # index in events at which a value was first read
 
     def fail(self, why: str):
         if self.bad is None:
@@ -144,6 +146,10 @@ class _Trace:
             if i is not None:
                 self.slot(self.args[i])
             s = self.data_slot.get(id(a))
+            if s is None:
+                owner = self.data_owner.get(id(a))
+                if owner is not None:  # read from a tensor's ._data by the functional
+                    s = self.slot(owner)
             if s is not None:
                 if a is v:
                     return _SlotRef(s, None)
@@ -176,7 +182,9 @@ class _Trace:
             ev[-1] = ("fwd", ev[-1][1], len(self.ops) + 1)
         else:
             ev.append(("fwd", len(self.ops), len(self.ops) + 1))
-        self.ops.append((cls, ins, self.params(params) if params else None, s, node, d.shape, d.dtype))
+        self.ops.append(
+            (cls, ins, self.params(params) if params else None, s, node, d.shape, d.dtype)
+        )
 
 
 def _traced_apply(cls, tensors, params=None):
@@ -234,6 +242,23 @@ def _traced_bump(self):
     return _ORIG["_bump"](self)
 
 
+def _data_property(slot):
+    """``Tensor._data`` while tracing: remember which tensor each array was read from, so an
+    op param made from ``target._data`` is bound to the tensor, not to this call's array."""
+    get, put = slot.__get__, slot.__set__
+
+    def fget(self):
+        arr = get(self)
+        tr = _ACTIVE[-1] if _ACTIVE else None
+        if tr is not None and not tr.paused and type(arr) is np.ndarray:
+            if id(arr) not in tr.data_owner:
+                tr.data_owner[id(arr)] = self
+                tr.keep.append(self)
+        return arr
+
+    return property(fget, put)
+
+
 def _opaque(orig, idempotent: bool):
     """Wrap a method that is replayed as a call (optimizer step, zero_grad...)."""
 
@@ -259,7 +284,8 @@ def _reader(orig):
         tr = _ACTIVE[-1] if _ACTIVE else None
         out = orig(self, *args, **kwargs)
         if tr is not None and not tr.paused:
-            tr.last_read = len(tr.events)
+            if tr.first_read == -1:
+                tr.first_read = len(tr.events)
             if orig.__name__ == "item" and id(self) in tr.slot_of:
                 tr.events.append(("item", tr.slot_of[id(self)], out))
         return out
@@ -277,6 +303,23 @@ def _module_call(orig):
     return wrapper
 
 
+def _creator(orig):
+    """Creation functions whose result depends only on their Python arguments (compared
+    between the traced calls), so their tensors may be replayed as constants."""
+
+    def wrapper(*args, **kwargs):
+        out = orig(*args, **kwargs)
+        tr = _ACTIVE[-1] if _ACTIVE else None
+        if tr is not None and not tr.paused and isinstance(out, Tensor) and out.grad_fn is None:
+            tr.det.add(id(out))
+            tr.slot(out)
+        return out
+
+    wrapper.__wrapped__ = orig
+    return wrapper
+
+
+_CREATORS = ("zeros", "ones", "full", "arange", "linspace", "eye", "zeros_like", "ones_like")
 _ORIG: dict = {}
 _READERS = ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
 
@@ -317,6 +360,18 @@ def _install() -> list:
         ) is _ORIG["apply"]:
             undo.append((mod, "apply", _ORIG["apply"]))
             mod.apply = _traced_apply
+    from . import creation as _cr
+
+    for fname in _CREATORS:
+        orig = getattr(_cr, fname)
+        new = _creator(orig)
+        for mod in list(sys.modules.values()):
+            name = getattr(mod, "__name__", "") or ""
+            if (name == "retrograd" or name.startswith("retrograd.")) and getattr(
+                mod, fname, None
+            ) is orig:
+                undo.append((mod, fname, orig))
+                setattr(mod, fname, new)
     for mod in (_ag, _engine):
         if getattr(mod, "run_backward", None) is _ORIG["run_backward"]:
             undo.append((mod, "run_backward", _ORIG["run_backward"]))
@@ -326,6 +381,7 @@ def _install() -> list:
     undo.append((_engine, "_to_leaf", _ORIG["_to_leaf"]))
     _engine._to_leaf = _traced_to_leaf
     patch(Tensor, "_bump", _traced_bump)
+    patch(Tensor, "_data", _data_property(Tensor.__dict__["_data"]))
     for r in _READERS:
         patch(Tensor, r, _reader(Tensor.__dict__[r]))
     for cls in _subclasses(Optimizer):
@@ -432,7 +488,9 @@ def _mul_fwd(ins, params):
 
 
 def _mul_vjp(g, ins, out, ctx, nxt):
-    return (g * ins[1] if nxt[0] is not None else None), (g * ins[0] if nxt[1] is not None else None)
+    return (g * ins[1] if nxt[0] is not None else None), (
+        g * ins[0] if nxt[1] is not None else None
+    )
 
 
 def _relu_vjp(g, ins, out, ctx, nxt):
@@ -519,10 +577,8 @@ class _Plan:
         for tr in (t1, t2):
             if tr.bad:
                 raise _Untraceable(tr.bad)
-            last = max(
-                (k for k, ev in enumerate(tr.events) if ev[0] != "item"), default=-1
-            )
-            if tr.last_read != -1 and tr.last_read <= last:
+            last = max((k for k, ev in enumerate(tr.events) if ev[0] != "item"), default=-1)
+            if tr.first_read != -1 and tr.first_read <= last:
                 raise _Untraceable(
                     "a tensor's value is read (item(), bool()...) before the step's last op: "
                     "data-dependent control flow cannot be replayed"
@@ -559,12 +615,18 @@ class _Plan:
                 self.leaves.append((s2, "arg", i2) + meta)
             elif l1 is l2:
                 self.leaves.append((s2, "live", l2) + meta)
-            elif not l1._requires_grad and not l2._requires_grad and _same(l1._data, d):
+            elif (
+                not l1._requires_grad
+                and not l2._requires_grad
+                and (d.ndim == 0 or (id(l1) in t1.det and id(l2) in t2.det))
+                and _same(l1._data, d)
+            ):
+                # Python numbers (0-d) and zeros/ones/arange... results: constants
                 self.leaves.append((s2, "const", np.array(d)) + meta)
             else:
                 raise _Untraceable(
-                    "a tensor created inside the step has different values on each call "
-                    "(fresh data or random numbers made outside an op)"
+                    "a tensor is made inside the step outside the traced ops (fresh data, "
+                    "random numbers, a mask): it cannot be replayed as a constant"
                 )
         self.modules = tuple(t2.modules.values())
         if {id(m) for m, _ in t1.modules.values()} != {id(m) for m, _ in self.modules}:
@@ -572,7 +634,7 @@ class _Plan:
         self.n_slots = t2.n_slots
         # leaf tensors that receive gradients: index into self.leaves
         leaf_index = {}
-        for j, (s, kind, ref, *_rest) in enumerate(self.leaves):
+        for j, (_s, kind, ref, *_rest) in enumerate(self.leaves):
             if kind != "const":
                 leaf_index[id(ref) if kind == "live" else ("arg", ref)] = j
         arg_of = t2.arg_ids
@@ -586,7 +648,7 @@ class _Plan:
         self.slot_params = []  # (op index, param name, slot): arrays filled on each call
         rules = _rules()
         for k, (cls, ins, params, s, node, shape, dtype) in enumerate(t2.ops):
-            params = self._params(k, params, t1.ops[k][2])
+            params = self._params(k, params, t1.ops[k][2], cls)
             meta = None
             if node is not None:
                 op_of[node] = k
@@ -633,7 +695,7 @@ class _Plan:
             s, meta = self.ops[k][3], self.ops[k][4]
             in_meta = meta[1]
             targets = []
-            for i, e in enumerate(n.next):
+            for e in n.next:
                 if e is None:
                     targets.append(None)
                 elif isinstance(e[0], _node.Node):
@@ -648,10 +710,12 @@ class _Plan:
         leaf_order = tuple(leaf_key(t) for t in leaves)
         if len(set(leaf_order)) != len(leaf_order):
             raise _Untraceable("a leaf was stored twice in one backward")
-        seeds = tuple(None if g is None else g for g in seeds)
+        for g in seeds:
+            if g is None or not (g == 1).all():
+                raise _Untraceable("backward(gradient=) with a gradient other than ones")
         return ("bwd", roots, seeds, tuple(order), leaf_order)
 
-    def _params(self, k, p2, p1):
+    def _params(self, k, p2, p1, cls):
         """Op params: slot references are filled on each call; other arrays are read live
         (the same object on both traced calls) or are constants (equal values, checked)."""
         if not p2:
@@ -660,13 +724,17 @@ class _Plan:
         for name, v in p2.items():
             if type(v) is _SlotRef:
                 self.slot_params.append((k, name, v.slot, v.shape))
-            elif isinstance(v, np.ndarray) and p1[name] is not v:
+            elif isinstance(v, np.ndarray) and p1[name] is not v and not _same_view(p1[name], v):
+                if v.ndim:  # made outside an op from unknown data: cannot be trusted
+                    raise _Untraceable(
+                        f"op {cls.__name__} takes an array computed outside the traced ops"
+                    )
                 out[name] = np.array(v)
         return out
 
     # --- replay ------------------------------------------------------------------------
     def guard(self, arg_tensors) -> bool:
-        for s, kind, ref, shape, dtype, rg in self.leaves:
+        for _s, kind, ref, shape, dtype, rg in self.leaves:
             if kind == "live":
                 t = ref
             elif kind == "arg":
@@ -810,6 +878,25 @@ class _Plan:
         if tag == "item":
             return items[spec[1]]
         return spec[1](self._result(s, vals, items) for s in spec[2])
+
+
+def _root(a):
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _same_view(a, b) -> bool:
+    """``a`` and ``b`` are the same window on one array (``y._data.reshape(-1)`` made on two
+    calls): the later one stays valid and follows in-place changes of the array."""
+    return (
+        isinstance(a, np.ndarray)
+        and _root(a) is _root(b)
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.dtype == b.dtype
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
 
 
 def _arm(node, meta, ins, vals, out):

@@ -39,7 +39,7 @@ def _flat(tree):
         parts = [_flat(t) for t in tree]
         sizes = [len(p[0]) for p in parts]
 
-        def unflat(leaves, parts=parts, sizes=sizes, kind=type(tree)):
+        def unflat(leaves, parts=parts, sizes=sizes, kind=type(tree)):  # noqa: B008
             out, i = [], 0
             for (_, uf), n in zip(parts, sizes):
                 out.append(uf(leaves[i : i + n]))
@@ -51,7 +51,9 @@ def _flat(tree):
         keys = list(tree)
         leaves, unf = _flat([tree[k] for k in keys])
         return leaves, lambda ls: dict(zip(keys, unf(ls)))
-    raise TypeError(f"unsupported argument type {type(tree).__name__}: use Tensors, tuples, lists or dicts")
+    raise TypeError(
+        f"unsupported argument type {type(tree).__name__}: use Tensors, tuples, lists or dicts"
+    )
 
 
 def _finish(x):
@@ -90,9 +92,12 @@ def grad_and_value(func, argnums=0, has_aux: bool = False):
                     tracked[n] = (new, unf)
                     args[n] = unf(new)
                 out = func(*args, **kwargs)
-                value, aux = (out if has_aux else (out, None))
+                value, aux = out if has_aux else (out, None)
                 if has_aux and not (isinstance(out, tuple) and len(out) == 2):
-                    raise RuntimeError("grad_and_value(f)(*args): output of function f should be a tuple: (output, aux) if has_aux is True")
+                    raise RuntimeError(
+                        "grad_and_value(f)(*args): output of function f should be a tuple: "
+                        "(output, aux) if has_aux is True"
+                    )
                 if not isinstance(value, Tensor) or value._data.size != 1:
                     raise RuntimeError(
                         "grad_and_value(f)(*args): Expected f(*args) to return a scalar Tensor, "
@@ -159,7 +164,7 @@ def vjp(func, *primals, has_aux: bool = False):
     with enable_grad():
         _depth[0] += 1
         try:
-            leaves, unflats = [], []
+            leaves = []
             args = []
             for p in primals:
                 ls, unf = _flat(p)
@@ -169,7 +174,7 @@ def vjp(func, *primals, has_aux: bool = False):
             out = func(*args)
         finally:
             _depth[0] -= 1
-    value, aux = (out if has_aux else (out, None))
+    value, aux = out if has_aux else (out, None)
     out_leaves, _ = _flat(value)
     flat_in = [x for ls in leaves for x in ls]
 
@@ -179,13 +184,23 @@ def vjp(func, *primals, has_aux: bool = False):
             raise RuntimeError(f"vjp: expected {len(out_leaves)} cotangents, got {len(cts)}")
         for c, o in zip(cts, out_leaves):
             if c.shape != o.shape:
-                raise RuntimeError(f"vjp: cotangent shape {tuple(c.shape)} does not match output shape {tuple(o.shape)}")
+                raise RuntimeError(
+                    f"vjp: cotangent shape {tuple(c.shape)} does not match output shape "
+                    f"{tuple(o.shape)}"
+                )
         pairs = [(o, c) for o, c in zip(out_leaves, cts) if o._requires_grad]
         with enable_grad():
             _depth[0] += 1
             try:
                 if pairs:
-                    gs = _autograd_grad([o for o, _ in pairs], flat_in, [c for _, c in pairs], retain_graph=True, create_graph=True, allow_unused=True)
+                    gs = _autograd_grad(
+                        [o for o, _ in pairs],
+                        flat_in,
+                        [c for _, c in pairs],
+                        retain_graph=True,
+                        create_graph=True,
+                        allow_unused=True,
+                    )
                 else:
                     gs = [None] * len(flat_in)
             finally:
@@ -223,17 +238,32 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
         try:
             new = [_track(p) for p in primals]
             out = func(*new)
-            value, aux = (out if has_aux else (out, None))
+            value, aux = out if has_aux else (out, None)
             outs, unf = _flat(value)
-            dummies = [Tensor._make(np.zeros(o._data.shape, o._data.dtype)).requires_grad_(True) for o in outs]
+            dummies = [
+                Tensor._make(np.zeros(o._data.shape, o._data.dtype)).requires_grad_(True)
+                for o in outs
+            ]
             live = [(o, d) for o, d in zip(outs, dummies) if o._requires_grad]
             if live:
-                gs = _autograd_grad([o for o, _ in live], new, [d for _, d in live], create_graph=True, allow_unused=True)
+                gs = _autograd_grad(
+                    [o for o, _ in live],
+                    new,
+                    [d for _, d in live],
+                    create_graph=True,
+                    allow_unused=True,
+                )
             else:
                 gs = [None] * len(new)
             pairs = [(g, t) for g, t in zip(gs, tangents) if g is not None and g._requires_grad]
             if pairs:
-                jv = _autograd_grad([g for g, _ in pairs], dummies, [t for _, t in pairs], create_graph=True, allow_unused=True)
+                jv = _autograd_grad(
+                    [g for g, _ in pairs],
+                    dummies,
+                    [t for _, t in pairs],
+                    create_graph=True,
+                    allow_unused=True,
+                )
             else:
                 jv = [None] * len(dummies)
         finally:
@@ -253,7 +283,7 @@ def _jac(func, argnums, has_aux, forward: bool):
     def wrapper(*args):
         nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
         out_full = func(*args)
-        value, aux = (out_full if has_aux else (out_full, None))
+        value, aux = out_full if has_aux else (out_full, None)
         single_out = isinstance(value, Tensor)
         outs, unf_out = _flat(value)
         per_arg = []
@@ -279,7 +309,11 @@ def _jac(func, argnums, has_aux, forward: bool):
                     col_k = [c[k].reshape(-1) for c in cols]
                     from .ops.movement import stack
 
-                    m = stack(col_k, -1) if col_k else Tensor._make(np.zeros((o._data.size, 0), o._data.dtype))
+                    m = (
+                        stack(col_k, -1)
+                        if col_k
+                        else Tensor._make(np.zeros((o._data.size, 0), o._data.dtype))
+                    )
                     jac.append(m.reshape(*o._data.shape, *x._data.shape))
             else:
                 _, fn = vjp(f_of, x)
@@ -297,7 +331,11 @@ def _jac(func, argnums, has_aux, forward: bool):
                         rows.append(g.reshape(-1))
                     from .ops.movement import stack
 
-                    m = stack(rows, 0) if rows else Tensor._make(np.zeros((0, x._data.size), x._data.dtype))
+                    m = (
+                        stack(rows, 0)
+                        if rows
+                        else Tensor._make(np.zeros((0, x._data.size), x._data.dtype))
+                    )
                     jac.append(m.reshape(*o._data.shape, *x._data.shape))
             per_arg.append(jac[0] if single_out else unf_out(jac))
         result = per_arg[0] if isinstance(argnums, int) else tuple(per_arg)
@@ -342,13 +380,21 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
     @functools.wraps(func)
     def wrapper(*args):
         dims_ = in_dims if isinstance(in_dims, tuple | list) else (in_dims,) * len(args)
-        sizes = {a._data.shape[d] for a, d in zip(args, dims_) if d is not None and isinstance(a, Tensor)}
+        sizes = {
+            a._data.shape[d] for a, d in zip(args, dims_) if d is not None and isinstance(a, Tensor)
+        }
         if len(sizes) != 1:
-            raise ValueError(f"vmap: Expected all tensors to have the same size in the mapped dimension, got sizes {sorted(sizes)}")
+            raise ValueError(
+                "vmap: Expected all tensors to have the same size in the mapped dimension, "
+                f"got sizes {sorted(sizes)}"
+            )
         n = sizes.pop()
         outs = []
         for i in range(n):
-            a = [x[(slice(None),) * d + (i,)] if d is not None and isinstance(x, Tensor) else x for x, d in zip(args, dims_)]
+            a = [
+                x[(slice(None),) * d + (i,)] if d is not None and isinstance(x, Tensor) else x
+                for x, d in zip(args, dims_)
+            ]
             outs.append(func(*a))
         if isinstance(outs[0], Tensor):
             return stack(outs, out_dims)

@@ -19,49 +19,54 @@ torch = pytest.importorskip("torch")
 # ----------------------------------------------------------------------------- name lists
 
 TOP = """tensor as_tensor from_numpy zeros ones full empty arange linspace eye rand randn randint
-zeros_like ones_like full_like rand_like randn_like manual_seed Generator float32 float64 float16
-int64 int32 bool no_grad enable_grad set_grad_enabled inference_mode
-abs exp exp2 log log2 log1p expm1 sqrt rsqrt square sin cos tan tanh sigmoid relu clamp clip
-maximum minimum where lerp sign floor ceil round trunc sum mean var std prod max min amax amin
-argmax argmin logsumexp norm cumsum cumprod all any softmax log_softmax reshape flatten unflatten
-squeeze unsqueeze permute transpose t swapaxes broadcast_to cat stack split chunk unbind flip roll
-narrow gather scatter scatter_add index_select masked_fill take_along_dim tril triu matmul mm bmm
-dot outer einsum save load explain""".split()
+zeros_like ones_like full_like rand_like randn_like manual_seed Generator float32 float64
+float16 int64 int32 bool no_grad enable_grad set_grad_enabled inference_mode abs exp exp2
+log log2 log1p expm1 sqrt rsqrt square sin cos tan tanh sigmoid relu clamp clip maximum
+minimum where lerp sign floor ceil round trunc sum mean var std prod max min amax amin
+argmax argmin logsumexp norm cumsum cumprod all any softmax log_softmax reshape flatten
+unflatten squeeze unsqueeze permute transpose t swapaxes broadcast_to cat stack split
+chunk unbind flip roll narrow gather scatter scatter_add index_select masked_fill
+take_along_dim tril triu matmul mm bmm dot outer einsum save load explain""".split()
 
-TENSOR = """shape dtype ndim device requires_grad grad grad_fn is_leaf T mT data size numel dim numpy
-item tolist detach clone contiguous to float double long requires_grad_ retain_grad register_hook
-backward __array__ add_ sub_ mul_ div_ zero_ fill_ copy_ clamp_ normal_ uniform_ view expand
-expand_as repeat tile""".split()
+TENSOR = """shape dtype ndim device requires_grad grad grad_fn is_leaf T mT data size numel dim
+numpy item tolist detach clone contiguous to float double long requires_grad_
+retain_grad register_hook backward __array__ add_ sub_ mul_ div_ zero_ fill_ copy_
+clamp_ normal_ uniform_ view expand expand_as repeat tile""".split()
 
 AUTOGRAD = "backward grad Function gradcheck gradgradcheck detect_anomaly".split()
 FUNC = "grad grad_and_value vjp jvp jacrev jacfwd hessian".split()
 
-NN_REQUIRED = """Module Parameter Sequential ModuleList ModuleDict Identity Flatten Unflatten Linear Bilinear
-Conv1d Conv2d ConvTranspose2d MaxPool1d MaxPool2d AvgPool1d AvgPool2d AdaptiveAvgPool2d BatchNorm1d
-BatchNorm2d LayerNorm GroupNorm RMSNorm Dropout Embedding MultiheadAttention
-TransformerEncoderLayer RNN LSTM GRU ReLU ReLU6 LeakyReLU ELU SELU GELU SiLU Mish Softplus
-Hardtanh Sigmoid Tanh Softmax LogSoftmax MSELoss L1Loss SmoothL1Loss HuberLoss CrossEntropyLoss
-NLLLoss BCELoss BCEWithLogitsLoss KLDivLoss CosineEmbeddingLoss""".split()
+NN_REQUIRED = """Module Parameter Sequential ModuleList ModuleDict Identity Flatten Unflatten
+Linear Bilinear Conv1d Conv2d ConvTranspose2d MaxPool1d MaxPool2d AvgPool1d
+AvgPool2d AdaptiveAvgPool2d BatchNorm1d BatchNorm2d LayerNorm GroupNorm RMSNorm
+Dropout Embedding MultiheadAttention TransformerEncoderLayer RNN LSTM GRU ReLU
+ReLU6 LeakyReLU ELU SELU GELU SiLU Mish Softplus Hardtanh Sigmoid Tanh Softmax
+LogSoftmax MSELoss L1Loss SmoothL1Loss HuberLoss CrossEntropyLoss NLLLoss BCELoss
+BCEWithLogitsLoss KLDivLoss CosineEmbeddingLoss""".split()
 
-MODULE_METHODS = """parameters named_parameters buffers named_buffers children named_children modules
-named_modules apply train eval zero_grad state_dict load_state_dict register_buffer
-register_forward_hook register_forward_pre_hook register_full_backward_hook requires_grad_
-to""".split()
+MODULE_METHODS = """parameters named_parameters buffers named_buffers children named_children
+modules named_modules apply train eval zero_grad state_dict load_state_dict
+register_buffer register_forward_hook register_forward_pre_hook
+register_full_backward_hook requires_grad_ to""".split()
 
 # "all activations": every activation torch.nn.functional / torch.nn has
 ACTIVATIONS_F = """threshold relu relu6 hardtanh elu selu celu leaky_relu prelu rrelu glu gelu
-logsigmoid hardshrink tanhshrink softsign softplus softmin softmax softshrink gumbel_softmax
-log_softmax tanh sigmoid hardsigmoid silu mish hardswish""".split()
-ACTIVATIONS_NN = """Threshold ReLU RReLU Hardtanh ReLU6 Sigmoid Hardsigmoid Tanh SiLU Mish Hardswish
-ELU CELU SELU GLU GELU Hardshrink LeakyReLU LogSigmoid Softplus Softshrink MultiheadAttention
-PReLU Softsign Tanhshrink Softmin Softmax Softmax2d LogSoftmax""".split()
+logsigmoid hardshrink tanhshrink softsign softplus softmin softmax softshrink
+gumbel_softmax log_softmax tanh sigmoid hardsigmoid silu mish hardswish""".split()
+ACTIVATIONS_NN = """Threshold ReLU RReLU Hardtanh ReLU6 Sigmoid Hardsigmoid Tanh SiLU Mish
+Hardswish ELU CELU SELU GLU GELU Hardshrink LeakyReLU LogSigmoid Softplus
+Softshrink MultiheadAttention PReLU Softsign Tanhshrink Softmin Softmax
+Softmax2d LogSoftmax""".split()
 NN = NN_REQUIRED + [n for n in ACTIVATIONS_NN if n not in NN_REQUIRED]
 
-FUNCTIONAL = """scaled_dot_product_attention one_hot dropout embedding interpolate normalize
+FUNCTIONAL = (
+    """scaled_dot_product_attention one_hot dropout embedding interpolate normalize
 cosine_similarity unfold fold linear conv1d conv2d conv_transpose2d max_pool1d max_pool2d
 avg_pool1d avg_pool2d adaptive_avg_pool2d batch_norm layer_norm group_norm rms_norm cross_entropy
 nll_loss mse_loss l1_loss smooth_l1_loss huber_loss binary_cross_entropy
-binary_cross_entropy_with_logits kl_div cosine_embedding_loss pad""".split() + ACTIVATIONS_F
+binary_cross_entropy_with_logits kl_div cosine_embedding_loss pad""".split()
+    + ACTIVATIONS_F
+)
 
 INIT = """uniform_ normal_ constant_ zeros_ ones_ eye_ xavier_uniform_ xavier_normal_
 kaiming_uniform_ kaiming_normal_ trunc_normal_ orthogonal_ calculate_gain""".split()
@@ -204,7 +209,9 @@ def signature_mismatches(rg_obj, torch_obj, exempt=()) -> list[str]:
     tp = [
         p
         for p in ts.parameters.values()
-        if p.name != "self" and p.kind not in var and not p.name.startswith("_")
+        if p.name != "self"
+        and p.kind not in var
+        and not p.name.startswith("_")
         and p.name not in exempt
     ]
     rp = [
@@ -261,8 +268,12 @@ def _pairs():
         ("optim.lr_scheduler", rg.optim.lr_scheduler, torch.optim.lr_scheduler, SCHED),
         ("utils.data", rg.utils.data, torch.utils.data, DATA),
         ("func", rg.func, torch.func, FUNC),
-        ("autograd", rg.autograd, torch.autograd, ["backward", "grad", "gradcheck",
-                                                    "gradgradcheck"]),
+        (
+            "autograd",
+            rg.autograd,
+            torch.autograd,
+            ["backward", "grad", "gradcheck", "gradgradcheck"],
+        ),
         ("utils.checkpoint", rg.utils.checkpoint, torch.utils.checkpoint, ["checkpoint"]),
         ("nn.parallel", rg.nn.parallel, torch.nn.parallel, ["DistributedDataParallel"]),
         ("", rg, torch, ["save", "load"]),
@@ -348,9 +359,7 @@ def test_signature_cases_found():
     assert len(SIG_CASES) > 200
 
 
-@pytest.mark.parametrize(
-    ("label", "r_obj", "t_obj"), SIG_CASES, ids=[c[0] for c in SIG_CASES]
-)
+@pytest.mark.parametrize(("label", "r_obj", "t_obj"), SIG_CASES, ids=[c[0] for c in SIG_CASES])
 def test_signature_matches_torch(label, r_obj, t_obj, request):
     if label in KNOWN:
         request.applymarker(pytest.mark.xfail(reason=KNOWN[label], strict=False))

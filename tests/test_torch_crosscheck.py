@@ -124,15 +124,21 @@ def test_where_broadcast_matches_torch(shapes, seed):
 
 
 @SETTINGS
-@given(shape=st.lists(st.integers(1, 4), max_size=3), scalar=st.sampled_from([2, 0.5, -1.5]),
-       seed=st.integers(0, 2**16))
+@given(
+    shape=st.lists(st.integers(1, 4), max_size=3),
+    scalar=st.sampled_from([2, 0.5, -1.5]),
+    seed=st.integers(0, 2**16),
+)
 def test_python_scalar_operands_match_torch(shape, scalar, seed):
     # T18: python scalars on either side keep float32 and give torch's values and grads
     rng = np.random.default_rng(seed)
     xr, xt = _pair(rng.uniform(0.5, 2.0, shape))
     cases = [
-        (lambda v: scalar + v), (lambda v: scalar - v), (lambda v: scalar / v),
-        (lambda v: scalar ** v) if scalar > 0 else (lambda v: v * scalar), (lambda v: v ** scalar),
+        (lambda v: scalar + v),
+        (lambda v: scalar - v),
+        (lambda v: scalar / v),
+        (lambda v: scalar**v) if scalar > 0 else (lambda v: v * scalar),
+        (lambda v: v**scalar),
     ]
     out_r = sum(f(xr) for f in cases)
     out_t = sum(f(xt) for f in cases)
@@ -208,8 +214,11 @@ def test_var_std_match_torch(name, case, correction, seed):
 
 
 @SETTINGS
-@given(case=reduction_case(), p=st.sampled_from([2, 1, 3, float("inf"), "fro"]),
-       seed=st.integers(0, 2**16))
+@given(
+    case=reduction_case(),
+    p=st.sampled_from([2, 1, 3, float("inf"), "fro"]),
+    seed=st.integers(0, 2**16),
+)
 def test_norm_matches_torch(case, p, seed):
     shape, dim, keepdim = case
     if p == "fro" and isinstance(dim, tuple) and len(dim) > 2:

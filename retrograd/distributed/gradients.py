@@ -50,8 +50,10 @@ def all_reduce_gradients(params, op=ReduceOp.AVG, bucket_cap_mb: float = 25, gro
                 continue
             chunk = plist[start:i]
             flat = np.concatenate(
-                [(q._grad._data if q._grad is not None else np.zeros(q._data.shape, dt)).ravel()
-                 for q in chunk]
+                [
+                    (q._grad._data if q._grad is not None else np.zeros(q._data.shape, dt)).ravel()
+                    for q in chunk
+                ]
             ).astype(dt, copy=False)
             pending.append((chunk, flat, pg.comm.Iallreduce(MPI.IN_PLACE, flat, op=MPI.SUM)))
             start, size = i, (p._data.nbytes if p is not None else 0)

@@ -116,8 +116,7 @@ class _ProcessGroup:
         if fails:
             ranks = sorted(fails)
             raise _peer_error(
-                f"rank {self.rank}: {name} aborted because "
-                + "; ".join(fails[r] for r in ranks),
+                f"rank {self.rank}: {name} aborted because " + "; ".join(fails[r] for r in ranks),
                 ranks,
             )
         dead = mon.dead_peers()
@@ -461,6 +460,8 @@ def _at_exit():
         if pg.rank == 0:
             _remove_dir(pg)
     except DistBackendError as e:
-        print(f"[retrograd.distributed] rank {pg.rank}: aborting the job at exit: {e}",
-              file=sys.stderr)
+        print(
+            f"[retrograd.distributed] rank {pg.rank}: aborting the job at exit: {e}",
+            file=sys.stderr,
+        )
         _abort(pg)

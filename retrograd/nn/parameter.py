@@ -19,7 +19,11 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data=None, requires_grad: bool = True):
-        arr = data._data if isinstance(data, Tensor) else np.asarray([] if data is None else data, dtype=np.float32)
+        arr = (
+            data._data
+            if isinstance(data, Tensor)
+            else np.asarray([] if data is None else data, dtype=np.float32)
+        )
         _init(self, arr, False, None)
         if data is not None and isinstance(data, Tensor) and data._version is not None:
             self._version = data._version

@@ -29,6 +29,7 @@ def noop_context_fn():
     """The default ``context_fn``: no context around the forward or the recomputation."""
     return contextlib.nullcontext(), contextlib.nullcontext()
 
+
 _N_CONST = 5  # run_function, preserve_rng_state, kwargs, n_args, dummy
 
 

@@ -1,5 +1,9 @@
 """``rg.nn.functional``: the stateless form of every layer, loss and activation."""
 
+# The import order is deliberate (star imports: a later family's name wins; submodules
+# import in dependency order), so the import sorter leaves this file alone.
+# ruff: isort: skip_file
+
 from ...ops.elementwise import (  # noqa: F401
     celu,
     elu,

@@ -54,9 +54,16 @@ def _additive_mask(attn_mask, is_causal, L, S, dt, op):
     return const, learn
 
 
-def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None,
-                                 dropout_p: float = 0.0, is_causal: bool = False, scale=None,
-                                 enable_gqa: bool = False) -> Tensor:
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask=None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale=None,
+    enable_gqa: bool = False,
+) -> Tensor:
     """``softmax(q k^T * scale + mask) v`` over the last two dims; ``scale`` defaults to
     ``1/sqrt(E)``. A bool ``attn_mask`` marks the keys that take part (True = keep); a float
     mask is added to the scores. ``is_causal`` applies a lower-triangular mask (then
@@ -153,16 +160,33 @@ def _canonical_mask(mask, name: str, dt):
     return mask
 
 
-def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor,
-                                 embed_dim_to_check: int, num_heads: int, in_proj_weight,
-                                 in_proj_bias, bias_k, bias_v, add_zero_attn: bool,
-                                 dropout_p: float, out_proj_weight: Tensor, out_proj_bias,
-                                 training: bool = True, key_padding_mask=None,
-                                 need_weights: bool = True, attn_mask=None,
-                                 use_separate_proj_weight: bool = False, q_proj_weight=None,
-                                 k_proj_weight=None, v_proj_weight=None, static_k=None,
-                                 static_v=None, average_attn_weights: bool = True,
-                                 is_causal: bool = False):
+def multi_head_attention_forward(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    embed_dim_to_check: int,
+    num_heads: int,
+    in_proj_weight,
+    in_proj_bias,
+    bias_k,
+    bias_v,
+    add_zero_attn: bool,
+    dropout_p: float,
+    out_proj_weight: Tensor,
+    out_proj_bias,
+    training: bool = True,
+    key_padding_mask=None,
+    need_weights: bool = True,
+    attn_mask=None,
+    use_separate_proj_weight: bool = False,
+    q_proj_weight=None,
+    k_proj_weight=None,
+    v_proj_weight=None,
+    static_k=None,
+    static_v=None,
+    average_attn_weights: bool = True,
+    is_causal: bool = False,
+):
     """Multi-head attention on sequence-first inputs ``(L, N, E)`` (or unbatched ``(L, E)``);
     returns ``(output, weights or None)`` exactly as ``torch.nn.functional``'s version.
 
@@ -285,10 +309,16 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor,
 
     # (L, N, E) -> (N*H, L, hd)
     q = q.reshape(tgt_len, bsz * num_heads, head_dim).transpose(0, 1)
-    k = (static_k if static_k is not None else
-         k.reshape(k.shape[0], bsz * num_heads, head_dim).transpose(0, 1))
-    v = (static_v if static_v is not None else
-         v.reshape(v.shape[0], bsz * num_heads, head_dim).transpose(0, 1))
+    k = (
+        static_k
+        if static_k is not None
+        else k.reshape(k.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
+    )
+    v = (
+        static_v
+        if static_v is not None
+        else v.reshape(v.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
+    )
     if add_zero_attn:
         zshape = (bsz * num_heads, 1, head_dim)
         k = cat([k, Tensor._make(np.zeros(zshape, dt))], 1)

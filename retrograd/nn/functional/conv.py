@@ -162,8 +162,15 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, nsp, op):
     return out if batched else squeeze(out, 0)
 
 
-def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
-           dilation=1, groups: int = 1) -> Tensor:
+def conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+) -> Tensor:
     """2-D cross-correlation of ``input (N, C, H, W)`` with ``weight (O, C/groups, kh, kw)``.
 
     ``padding`` is an int, a pair, ``'valid'`` or ``'same'``.
@@ -176,8 +183,15 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
 
 
-def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
-           dilation=1, groups: int = 1) -> Tensor:
+def conv1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+) -> Tensor:
     """1-D cross-correlation of ``input (N, C, L)`` with ``weight (O, C/groups, k)``.
 
     >>> import retrograd as rg
@@ -221,8 +235,9 @@ def _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilati
     k = w._data.shape[2:]
     size = [
         (i - 1) * s - 2 * p + d * (kk - 1) + op_ + 1
-        for i, s, p, d, kk, op_ in zip(x._data.shape[2:], stride, padding, dilation, k,
-                                       output_padding)
+        for i, s, p, d, kk, op_ in zip(
+            x._data.shape[2:], stride, padding, dilation, k, output_padding
+        )
     ]
     if any(v <= 0 for v in size):
         ins = " x ".join(map(str, input._data.shape[2:]))
@@ -233,9 +248,21 @@ def _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilati
         )
     # bottom/right pads p - output_padding make the conv of a size-`size` input give back
     # exactly the input's spatial size (floor division would round up when op >= stride)
-    geo = Geo(k[0], k[1], stride[0], stride[1], dilation[0], dilation[1], padding[0],
-              padding[0] - output_padding[0], padding[1], padding[1] - output_padding[1], groups,
-              size[0], size[1])
+    geo = Geo(
+        k[0],
+        k[1],
+        stride[0],
+        stride[1],
+        dilation[0],
+        dilation[1],
+        padding[0],
+        padding[0] - output_padding[0],
+        padding[1],
+        padding[1] - output_padding[1],
+        groups,
+        size[0],
+        size[1],
+    )
     out = conv_input_grad_raw(x, w, geo)
     if bias is not None:
         out = out + bias.reshape(-1, 1, 1)
@@ -244,8 +271,16 @@ def _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilati
     return out if batched else squeeze(out, 0)
 
 
-def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
-                     padding=0, output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups: int = 1,
+    dilation=1,
+) -> Tensor:
     """Transposed 2-D convolution (the gradient of ``conv2d`` w.r.t. its input);
     ``weight`` is ``(C_in, C_out/groups, kh, kw)``.
 
@@ -253,17 +288,45 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     >>> rg.nn.functional.conv_transpose2d(rg.ones(1, 2, 3, 3), rg.ones(2, 1, 2, 2), stride=2).shape
     retrograd.Size([1, 1, 6, 6])
     """
-    return _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilation, 2,
-                   "conv_transpose2d")
+    return _conv_t(
+        input,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+        2,
+        "conv_transpose2d",
+    )
 
 
-def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
-                     padding=0, output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+def conv_transpose1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups: int = 1,
+    dilation=1,
+) -> Tensor:
     """Transposed 1-D convolution; ``weight`` is ``(C_in, C_out/groups, k)``.
 
     >>> import retrograd as rg
     >>> rg.nn.functional.conv_transpose1d(rg.ones(1, 2, 3), rg.ones(2, 1, 2), stride=2).shape
     retrograd.Size([1, 1, 6])
     """
-    return _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilation, 1,
-                   "conv_transpose1d")
+    return _conv_t(
+        input,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+        1,
+        "conv_transpose1d",
+    )

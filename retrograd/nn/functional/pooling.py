@@ -43,8 +43,12 @@ class _PickMax(Node):
         return out
 
     def backward(self, g):
-        params = {"flat": self.flat, "shape": self.in_shape, "unique": self.unique,
-                  "keep": self.keep}
+        params = {
+            "flat": self.flat,
+            "shape": self.in_shape,
+            "unique": self.unique,
+            "keep": self.keep,
+        }
         return (apply(_ScatterMax, (g,), params),)
 
     @classmethod
@@ -152,8 +156,10 @@ def _empty_windows(g: Geo):
     first dilated cell at or after 0, which may lie past the input)."""
     oh, ow = g.out_hw
     axes = []
-    for n_out, s, p, d, k, size in ((oh, g.sh, g.pt, g.dh, g.kh, g.H),
-                                    (ow, g.sw, g.pl, g.dw, g.kw, g.W)):
+    for n_out, s, p, d, k, size in (
+        (oh, g.sh, g.pt, g.dh, g.kh, g.H),
+        (ow, g.sw, g.pl, g.dw, g.kw, g.W),
+    ):
         start = np.arange(n_out) * s - p
         cells = start[:, None] + np.arange(k) * d
         ok = ((cells >= 0) & (cells < size)).any(1)
@@ -245,8 +251,15 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
     return (out, ind) if return_indices else out
 
 
-def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
-               ceil_mode: bool = False, return_indices: bool = False):
+def max_pool2d(
+    input: Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    dilation=1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+):
     """2-D max pooling; ``stride`` defaults to ``kernel_size``. The gradient goes to the
     first maximum of each window. With ``return_indices`` also returns flat ``H*W`` indices.
 
@@ -254,31 +267,42 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
     >>> rg.nn.functional.max_pool2d(rg.arange(16.).reshape(1, 1, 4, 4), 2).tolist()
     [[[[5.0, 7.0], [13.0, 15.0]]]]
     """
-    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2,
-                     "max_pool2d")
+    return _max_pool(
+        input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2, "max_pool2d"
+    )
 
 
-def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
-               ceil_mode: bool = False, return_indices: bool = False):
+def max_pool1d(
+    input: Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    dilation=1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+):
     """1-D max pooling over ``(N, C, L)``.
 
     >>> import retrograd as rg
     >>> rg.nn.functional.max_pool1d(rg.tensor([[[1., 3., 2., 0.]]]), 2).tolist()
     [[[3.0, 2.0]]]
     """
-    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1,
-                     "max_pool1d")
+    return _max_pool(
+        input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1, "max_pool1d"
+    )
 
 
-def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
-                            ceil_mode=False, return_indices=False):
+def max_pool2d_with_indices(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
     """``max_pool2d`` returning ``(output, indices)``; ``return_indices`` is ignored, as in
     PyTorch."""
     return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
-def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
-                            ceil_mode=False, return_indices=False):
+def max_pool1d_with_indices(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
     """``max_pool1d`` returning ``(output, indices)``; ``return_indices`` is ignored, as in
     PyTorch."""
     return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
@@ -294,8 +318,9 @@ def _avg_divisor(h, k, s, p, n_out, include_pad):
     return size
 
 
-def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
-              nsp, op):
+def _avg_pool(
+    input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, nsp, op
+):
     _check_input(input, nsp, op)
     k = _tup(kernel_size, nsp, "kernel_size", op)
     s = _stride(stride, k, nsp, op)
@@ -325,28 +350,51 @@ def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
     return out if batched else squeeze(out, 0)
 
 
-def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True, divisor_override=None) -> Tensor:
+def avg_pool2d(
+    input: Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override=None,
+) -> Tensor:
     """2-D average pooling with PyTorch's divisor rules.
 
     >>> import retrograd as rg
     >>> rg.nn.functional.avg_pool2d(rg.arange(16.).reshape(1, 1, 4, 4), 2).tolist()
     [[[[2.5, 4.5], [10.5, 12.5]]]]
     """
-    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 2, "avg_pool2d")
+    return _avg_pool(
+        input,
+        kernel_size,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+        2,
+        "avg_pool2d",
+    )
 
 
-def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True) -> Tensor:
+def avg_pool1d(
+    input: Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Tensor:
     """1-D average pooling.
 
     >>> import retrograd as rg
     >>> rg.nn.functional.avg_pool1d(rg.tensor([[[1., 3., 2., 0.]]]), 2).tolist()
     [[[2.0, 1.0]]]
     """
-    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1,
-                     "avg_pool1d")
+    return _avg_pool(
+        input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1, "avg_pool1d"
+    )
 
 
 def _adaptive_bounds(size, out):
@@ -371,8 +419,10 @@ def _out_size(output_size, shape, nsp, op):
         raise ValueError(f"{op}: output_size must be 1 or {nsp} elements, got {len(osz)}")
     osz = tuple(shape[len(shape) - nsp + i] if v is None else int(v) for i, v in enumerate(osz))
     if any(v < 0 for v in osz):
-        raise RuntimeError(f"{op}: elements of output_size must be greater than or equal to 0 "
-                           f"but received {list(osz)}")
+        raise RuntimeError(
+            f"{op}: elements of output_size must be greater than or equal to 0 "
+            f"but received {list(osz)}"
+        )
     return osz
 
 

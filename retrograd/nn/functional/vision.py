@@ -95,8 +95,15 @@ def _apply_along(x: Tensor, dim: int, m: np.ndarray) -> Tensor:
     return (x.transpose(dim, -1) @ mt).transpose(dim, -1)
 
 
-def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
-                align_corners=None, recompute_scale_factor=None, antialias: bool = False) -> Tensor:
+def interpolate(
+    input: Tensor,
+    size=None,
+    scale_factor=None,
+    mode: str = "nearest",
+    align_corners=None,
+    recompute_scale_factor=None,
+    antialias: bool = False,
+) -> Tensor:
     """Resize the spatial dims of ``(N, C, *spatial)`` to ``size`` or by ``scale_factor``.
 
     Modes: 'nearest', 'nearest-exact', 'linear' (3-D), 'bilinear'/'bicubic' (4-D),

@@ -1,5 +1,9 @@
 """Layer families, one file each."""
 
+# The import order is deliberate (star imports: a later family's name wins; submodules
+# import in dependency order), so the import sorter leaves this file alone.
+# ruff: isort: skip_file
+
 from .module import Module  # noqa: F401
 from .container import *  # noqa: F403
 from .linear import *  # noqa: F403

@@ -63,7 +63,9 @@ class Module:
         d["_backward_hooks"] = OrderedDict()
 
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
+        raise NotImplementedError(
+            f'Module [{type(self).__name__}] is missing the required "forward" function'
+        )
 
     # --- calling ---------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -109,7 +111,8 @@ class Module:
         elif params is not None and name in params:
             if value is not None and not isinstance(value, Parameter):
                 raise TypeError(
-                    f"cannot assign '{type(value).__name__}' as parameter '{name}' (retrograd.nn.Parameter or None expected)"
+                    f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                    "(retrograd.nn.Parameter or None expected)"
                 )
             self.register_parameter(name, value)
         elif isinstance(value, Module):
@@ -119,13 +122,19 @@ class Module:
             d["_modules"][name] = value
         elif d.get("_modules") is not None and name in d["_modules"]:
             if value is not None:
-                raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' (retrograd.nn.Module or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as child module '{name}' "
+                    "(retrograd.nn.Module or None expected)"
+                )
             d["_modules"][name] = value
         elif isinstance(value, Buffer):
             self.register_buffer(name, value, persistent=value.__dict__.get("persistent", True))
         elif d.get("_buffers") is not None and name in d["_buffers"]:
             if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' (retrograd.Tensor or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as buffer '{name}' "
+                    "(retrograd.Tensor or None expected)"
+                )
             d["_buffers"][name] = value
         else:
             object.__setattr__(self, name, value)
@@ -148,13 +157,21 @@ class Module:
         object.__delattr__(self, name)
 
     def __dir__(self):
-        return sorted(set(object.__dir__(self)) | set(self._parameters) | set(self._buffers) | set(self._modules))
+        return sorted(
+            set(object.__dir__(self))
+            | set(self._parameters)
+            | set(self._buffers)
+            | set(self._modules)
+        )
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if "." in name or not name:
             raise KeyError(f'parameter name can\'t contain "." or be empty, got {name!r}')
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' (retrograd.nn.Parameter or None required)")
+            raise TypeError(
+                f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                "(retrograd.nn.Parameter or None required)"
+            )
         if hasattr(type(self), name) and name not in self._parameters:
             raise KeyError(f"attribute '{name}' already exists")
         self._parameters[name] = param
@@ -163,7 +180,10 @@ class Module:
         if "." in name or not name:
             raise KeyError(f'buffer name can\'t contain "." or be empty, got {name!r}')
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (retrograd.Tensor or None required)")
+            raise TypeError(
+                f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
+                "(retrograd.Tensor or None required)"
+            )
         if isinstance(tensor, Buffer):
             tensor = Tensor._make(tensor._data)
         self.__dict__.pop(name, None)
@@ -211,7 +231,11 @@ class Module:
                     continue
                 seen.add(id(mod))
             yield pre, mod
-            children = [(pre + ("." if pre else "") + n, m) for n, m in mod._modules.items() if m is not None]
+            children = [
+                (pre + ("." if pre else "") + n, m)
+                for n, m in mod._modules.items()
+                if m is not None
+            ]
             stack.extend(reversed(children))
 
     def modules(self):
@@ -231,7 +255,11 @@ class Module:
 
     def _named_members(self, get, prefix="", recurse=True, remove_duplicate=True):
         seen = set()
-        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
+        mods = (
+            self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+            if recurse
+            else [(prefix, self)]
+        )
         for mod_prefix, mod in mods:
             for k, v in get(mod):
                 if v is None or (remove_duplicate and id(v) in seen):
@@ -240,15 +268,21 @@ class Module:
                     seen.add(id(v))
                 yield mod_prefix + ("." if mod_prefix else "") + k, v
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
-        yield from self._named_members(lambda m: m._parameters.items(), prefix, recurse, remove_duplicate)
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ):
+        yield from self._named_members(
+            lambda m: m._parameters.items(), prefix, recurse, remove_duplicate
+        )
 
     def parameters(self, recurse: bool = True):
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
-        yield from self._named_members(lambda m: m._buffers.items(), prefix, recurse, remove_duplicate)
+        yield from self._named_members(
+            lambda m: m._buffers.items(), prefix, recurse, remove_duplicate
+        )
 
     def buffers(self, recurse: bool = True):
         for _, b in self.named_buffers(recurse=recurse):
@@ -287,7 +321,7 @@ class Module:
 
     def _apply_to_tensors(self, fn):
         for m in self.modules():
-            for k, p in m._parameters.items():
+            for p in m._parameters.values():
                 if p is not None:
                     p._data = fn(p._data)
                     if p._grad is not None:
@@ -314,7 +348,9 @@ class Module:
             return self
         npdt = _dtype.as_dtype(dtype).np
         if npdt.kind != "f":
-            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
+            raise TypeError(
+                f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}"
+            )
         return self._apply_to_tensors(lambda a: a.astype(npdt) if a.dtype.kind == "f" else a)
 
     def float(self) -> Module:
@@ -342,7 +378,9 @@ class Module:
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
         """Parameters and persistent buffers by dotted name (detached, sharing memory)."""
         out = OrderedDict() if destination is None else destination
-        for mod_prefix, mod in self.named_modules(prefix=prefix.rstrip(".") if prefix else "", remove_duplicate=False):
+        for mod_prefix, mod in self.named_modules(
+            prefix=prefix.rstrip(".") if prefix else "", remove_duplicate=False
+        ):
             pre = mod_prefix + "." if mod_prefix else ""
             for k, p in mod._parameters.items():
                 if p is not None:
@@ -356,10 +394,14 @@ class Module:
         return out
 
     def get_extra_state(self):
-        raise RuntimeError("Reached a code path in Module.get_extra_state() that should never be called.")
+        raise RuntimeError(
+            "Reached a code path in Module.get_extra_state() that should never be called."
+        )
 
     def set_extra_state(self, state):
-        raise RuntimeError("Reached a code path in Module.set_extra_state() that should never be called.")
+        raise RuntimeError(
+            "Reached a code path in Module.set_extra_state() that should never be called."
+        )
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Copy values in by name. With ``strict``, one error lists every missing and
@@ -375,15 +417,21 @@ class Module:
             src_arr = src._data if isinstance(src, Tensor) else np.asarray(src)
             if tuple(src_arr.shape) != tuple(cur._data.shape):
                 mismatched.append(
-                    f"size mismatch for {k}: copying a param with shape {tuple(src_arr.shape)} from "
-                    f"checkpoint, the shape in current model is {tuple(cur._data.shape)}."
+                    f"size mismatch for {k}: copying a param with shape {tuple(src_arr.shape)} "
+                    f"from checkpoint, the shape in current model is {tuple(cur._data.shape)}."
                 )
         errors = []
         if strict:
             if unexpected:
-                errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+                errors.append(
+                    "Unexpected key(s) in state_dict: "
+                    + ", ".join(f'"{k}"' for k in unexpected)
+                    + ". "
+                )
             if missing:
-                errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+                errors.append(
+                    "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". "
+                )
         errors.extend(mismatched)
         if errors:
             raise RuntimeError(
@@ -399,16 +447,24 @@ class Module:
                     src = state_dict[key]
                     src_arr = src._data if isinstance(src, Tensor) else np.asarray(src)
                     if assign:
-                        cur._data = np.array(src_arr, dtype=cur._data.dtype if not isinstance(src, Tensor) else src_arr.dtype)
+                        cur._data = np.array(
+                            src_arr,
+                            dtype=cur._data.dtype if not isinstance(src, Tensor) else src_arr.dtype,
+                        )
                     else:
                         np.copyto(cur._data, src_arr.astype(cur._data.dtype, copy=False))
                         cur._bump()
-            if pre + "_extra_state" in state_dict and type(mod).set_extra_state is not Module.set_extra_state:
+            if (
+                pre + "_extra_state" in state_dict
+                and type(mod).set_extra_state is not Module.set_extra_state
+            ):
                 mod.set_extra_state(state_dict[pre + "_extra_state"])
         return _IncompatibleKeys(missing, unexpected)
 
     # --- hooks -----------------------------------------------------------------------
-    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False, always_call: bool = False):
+    def register_forward_hook(
+        self, hook, *, prepend: bool = False, with_kwargs: bool = False, always_call: bool = False
+    ):
         """``hook(module, args, output)`` after forward; may return a replacement output."""
         h = _Handle(self._forward_hooks)
         self._forward_hooks[h.id] = hook

@@ -89,8 +89,14 @@ class _LSTMCell(Node):
             gh, gc = gd[:, :hs], gd[:, hs:]
             dc = gc + gh * o * (1 - tc * tc)
             da = np.concatenate(
-                [dc * g * i * (1 - i), dc * c._data * f * (1 - f), dc * i * (1 - g * g),
-                 gh * tc * o * (1 - o)], axis=1)
+                [
+                    dc * g * i * (1 - i),
+                    dc * c._data * f * (1 - f),
+                    dc * i * (1 - g * g),
+                    gh * tc * o * (1 - o),
+                ],
+                axis=1,
+            )
             da_t = Tensor._make(da)
             return da_t, da_t, Tensor._make(dc * f)
         ai, af, ag, ao = (x + gh).chunk(4, 1)
@@ -98,8 +104,15 @@ class _LSTMCell(Node):
         tc = tanh(f * c + i * g)
         gh, gc = grad[:, :hs], grad[:, hs:]
         dc = gc + gh * o * (1 - tc * tc)
-        da = cat([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g),
-                  gh * tc * o * (1 - o)], 1)
+        da = cat(
+            [
+                dc * g * i * (1 - i),
+                dc * c * f * (1 - f),
+                dc * i * (1 - g * g),
+                gh * tc * o * (1 - o),
+            ],
+            1,
+        )
         return da, da, dc * f
 
     @classmethod
@@ -168,9 +181,20 @@ def _rnn_step(x_t, h, w_hh, b_hh, act):
 class RNNBase(Module):
     """Shared parameters, checks and the layer/direction loop of RNN, LSTM and GRU."""
 
-    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, proj_size: int = 0, device=None, dtype=None):
+    def __init__(
+        self,
+        mode: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         self.mode = mode
         self.input_size = input_size
@@ -224,8 +248,10 @@ class RNNBase(Module):
                     (f"weight_hh_l{layer}{sfx}", (gate_size, real_hidden)),
                 ]
                 if bias:
-                    params += [(f"bias_ih_l{layer}{sfx}", (gate_size,)),
-                               (f"bias_hh_l{layer}{sfx}", (gate_size,))]
+                    params += [
+                        (f"bias_ih_l{layer}{sfx}", (gate_size,)),
+                        (f"bias_hh_l{layer}{sfx}", (gate_size,)),
+                    ]
                 if proj_size > 0:
                     params.append((f"weight_hr_l{layer}{sfx}", (proj_size, hidden_size)))
                 for name, shape in params:
@@ -325,8 +351,17 @@ class RNNBase(Module):
                 w_ih, w_hh = w[0], w[1]
                 b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
                 w_hr = w[-1] if self.proj_size > 0 else None
-                out, h, c = self._direction(x, h0s[k], None if c0s is None else c0s[k],
-                                            w_ih, w_hh, b_ih, b_hh, w_hr, reverse=d == 1)
+                out, h, c = self._direction(
+                    x,
+                    h0s[k],
+                    None if c0s is None else c0s[k],
+                    w_ih,
+                    w_hh,
+                    b_ih,
+                    b_hh,
+                    w_hr,
+                    reverse=d == 1,
+                )
                 outs.append(out)
                 hn.append(h)
                 cn.append(c)
@@ -405,9 +440,19 @@ class RNN(RNNBase):
     (retrograd.Size([3, 5, 8]), retrograd.Size([2, 3, 8]))
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+    ):
         if nonlinearity == "tanh":
             mode = "RNN_TANH"
         elif nonlinearity == "relu":
@@ -417,8 +462,19 @@ class RNN(RNNBase):
                 f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
             )
         self.nonlinearity = nonlinearity
-        super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, device, dtype)
+        super().__init__(
+            mode,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            device,
+            dtype,
+        )
         self.nonlinearity = nonlinearity
 
 
@@ -433,11 +489,32 @@ class LSTM(RNNBase):
     (retrograd.Size([5, 3, 8]), retrograd.Size([1, 3, 8]), retrograd.Size([1, 3, 8]))
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, device=None, dtype=None):
-        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size, device, dtype)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(
+            "LSTM",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device,
+            dtype,
+        )
 
 
 class GRU(RNNBase):
@@ -450,18 +527,45 @@ class GRU(RNNBase):
     (retrograd.Size([5, 3, 16]), retrograd.Size([2, 3, 8]))
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None):
-        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, device, dtype)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(
+            "GRU",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            device,
+            dtype,
+        )
 
 
 class RNNCellBase(Module):
     """Parameters ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` of one cell."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool, num_chunks: int,
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool,
+        num_chunks: int,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -527,8 +631,15 @@ class RNNCell(RNNCellBase):
     retrograd.Size([3, 8])
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", device=None, dtype=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device=None,
+        dtype=None,
+    ):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity: {nonlinearity}")
         super().__init__(input_size, hidden_size, bias, 1, device, dtype)
@@ -551,8 +662,9 @@ class LSTMCell(RNNCellBase):
     (retrograd.Size([3, 8]), retrograd.Size([3, 8]))
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None):
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None
+    ):
         super().__init__(input_size, hidden_size, bias, 4, device, dtype)
 
     def forward(self, input: Tensor, hx=None):
@@ -560,8 +672,9 @@ class LSTMCell(RNNCellBase):
         if hs and len(hs) != 2:
             raise RuntimeError("LSTMCell: Expected hx to be a tuple (h_0, c_0)")
         h, c = hs if hs else (self._zeros(x), self._zeros(x))
-        h, c = _lstm_step(linear(x, self.weight_ih, self.bias_ih), h, c, self.weight_hh,
-                          self.bias_hh, None)
+        h, c = _lstm_step(
+            linear(x, self.weight_ih, self.bias_ih), h, c, self.weight_hh, self.bias_hh, None
+        )
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
 
@@ -573,8 +686,9 @@ class GRUCell(RNNCellBase):
     retrograd.Size([3, 8])
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None):
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None
+    ):
         super().__init__(input_size, hidden_size, bias, 3, device, dtype)
 
     def forward(self, input: Tensor, hx=None) -> Tensor:

@@ -170,8 +170,13 @@ class DistributedDataParallel(Module):
         self._used = None
         self._handles = []
         # instrumentation (read by benchmarks/distributed.py)
-        self.comm_stats = {"reductions": 0, "wait_s": 0.0, "copy_s": 0.0, "buckets": 0,
-                           "overlapped": 0}
+        self.comm_stats = {
+            "reductions": 0,
+            "wait_s": 0.0,
+            "copy_s": 0.0,
+            "buckets": 0,
+            "overlapped": 0,
+        }
         if self._pg.size > 1:
             self._verify_shapes()
             if init_sync:
@@ -189,8 +194,11 @@ class DistributedDataParallel(Module):
             dt = p._data.dtype
             cur.setdefault(dt, []).append(p)
             cur_bytes[dt] = cur_bytes.get(dt, 0) + p._data.nbytes
-            cap = min(_FIRST_BUCKET_BYTES, self.bucket_bytes_cap) if not buckets else (
-                self.bucket_bytes_cap)
+            cap = (
+                min(_FIRST_BUCKET_BYTES, self.bucket_bytes_cap)
+                if not buckets
+                else (self.bucket_bytes_cap)
+            )
             if cur_bytes[dt] >= cap:
                 buckets.append(_Bucket(len(buckets), cur.pop(dt), dt))
                 cur_bytes[dt] = 0
@@ -202,8 +210,9 @@ class DistributedDataParallel(Module):
         from ... import distributed as dist
 
         sig = [len(self._params)] + [hash(tuple(p.shape)) % (2**31) for p in self._params]
-        sig = np.array([len(sig), int(np.sum(sig) % (2**31)), sum(p.numel() for p in self._params)],
-                       np.int64)
+        sig = np.array(
+            [len(sig), int(np.sum(sig) % (2**31)), sum(p.numel() for p in self._params)], np.int64
+        )
         lo, hi = Tensor._make(sig.copy()), Tensor._make(sig.copy())
         dist.all_reduce(lo, dist.ReduceOp.MIN)
         dist.all_reduce(hi, dist.ReduceOp.MAX)
@@ -335,7 +344,8 @@ class DistributedDataParallel(Module):
         reqs = [b.req for b in self._buckets]
         # buckets whose all-reduce already finished while backward was still running
         self.comm_stats["overlapped"] += sum(
-            1 for r in reqs[: self._next_bucket - 1] if r is not None and r.Test())
+            1 for r in reqs[: self._next_bucket - 1] if r is not None and r.Test()
+        )
         seq = pg.next_seq()
         pg.wait_all(reqs, ("DistributedDataParallel gradient all_reduce", seq))
         used = self._used

@@ -99,10 +99,12 @@ class SyncBatchNorm(_BatchNorm):
             with no_grad():
                 m, v = mean._data, var._data * (total / max(total - 1.0, 1.0))
                 dt = self.running_mean._data.dtype
-                self.running_mean._data[...] = ((1 - eaf) * self.running_mean._data
-                                                + eaf * m).astype(dt)
-                self.running_var._data[...] = ((1 - eaf) * self.running_var._data
-                                               + eaf * v).astype(dt)
+                self.running_mean._data[...] = (
+                    (1 - eaf) * self.running_mean._data + eaf * m
+                ).astype(dt)
+                self.running_var._data[...] = ((1 - eaf) * self.running_var._data + eaf * v).astype(
+                    dt
+                )
                 self.running_mean._bump()
                 self.running_var._bump()
         return y
@@ -119,8 +121,14 @@ class SyncBatchNorm(_BatchNorm):
         """
         out = module
         if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
-            out = cls(module.num_features, module.eps, module.momentum, module.affine,
-                      module.track_running_stats, process_group)
+            out = cls(
+                module.num_features,
+                module.eps,
+                module.momentum,
+                module.affine,
+                module.track_running_stats,
+                process_group,
+            )
             if module.affine:
                 out.weight = module.weight
                 out.bias = module.bias
