@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 
+import numpy as np
 import pytest
 
 import retrograd as rg
@@ -380,3 +381,127 @@ def test_signature_checker_catches_differences():
     assert "keepdim" in text and "positional order" in text and "eps" in text
     assert "epsilon" in text
     assert signature_mismatches(torch_like, torch_like) == []
+
+
+# ------------------------------------------- behaviour behind the signature fixes made here
+
+
+def test_jvp_strict_rejects_outputs_independent_of_inputs():
+    out, tangent = rg.func.jvp(lambda x: x**2, (rg.tensor([3.0]),), (rg.tensor([1.0]),))
+    assert tangent.tolist() == [6.0]
+    with pytest.raises(RuntimeError, match="strict=True"):
+        rg.func.jvp(lambda x: rg.ones(2), (rg.tensor([3.0]),), (rg.tensor([1.0]),), strict=True)
+    _, t0 = rg.func.jvp(lambda x: rg.ones(2), (rg.tensor([3.0]),), (rg.tensor([1.0]),))
+    assert t0.tolist() == [0.0, 0.0]  # not strict: a zero tangent, as in torch
+
+
+def test_functional_call_args_none_strict_and_tied_weights():
+    lin = rg.nn.Linear(2, 2, bias=False)
+    tlin = torch.nn.Linear(2, 2, bias=False)
+
+    class Tied(rg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = lin
+            self.b = rg.nn.Linear(2, 2, bias=False)
+            self.b.weight = lin.weight  # the same Parameter under two names
+
+        def forward(self):
+            x = rg.ones(1, 2)
+            return self.b(self.a(x))
+
+    class TTied(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = tlin
+            self.b = torch.nn.Linear(2, 2, bias=False)
+            self.b.weight = tlin.weight
+
+        def forward(self):
+            return self.b(self.a(torch.ones(1, 2)))
+
+    w = np.array([[1.0, 2.0], [0.5, -1.0]], np.float32)
+    got = rg.func.functional_call(Tied(), {"a.weight": rg.tensor(w)})  # args=None
+    want = torch.func.functional_call(TTied(), {"a.weight": torch.tensor(w)})
+    np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="Missing key"):
+        rg.func.functional_call(lin, {}, (rg.ones(1, 2),), strict=True)
+    with pytest.raises(ValueError, match="multiple dictionaries"):
+        rg.func.functional_call(lin, ({"weight": rg.ones(2, 2)}, {"weight": rg.ones(2, 2)}), ())
+    assert lin.weight.shape == (2, 2) and isinstance(lin.weight, rg.nn.Parameter)  # restored
+
+
+def test_checkpoint_context_fn_wraps_forward_and_recompute():
+    from retrograd.utils.checkpoint import checkpoint
+
+    seen = []
+
+    class Ctx:
+        def __init__(self, tag):
+            self.tag = tag
+
+        def __enter__(self):
+            seen.append(self.tag)
+
+        def __exit__(self, *exc):
+            return False
+
+    x = rg.randn(3, requires_grad=True)
+    y = checkpoint(lambda t: (t * 2).sin(), x, use_reentrant=False,
+                   context_fn=lambda: (Ctx("forward"), Ctx("recompute")))  # fmt: skip
+    assert seen == ["forward"]
+    y.sum().backward()
+    assert seen == ["forward", "recompute"]
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.cos(2 * x.detach().numpy()), rtol=1e-5)
+
+
+def test_load_refuses_pickle_module_and_accepts_torch_keywords(tmp_path):
+    import pickle
+
+    path = tmp_path / "ck.safetensors"
+    rg.save({"w": rg.ones(2)}, path, pickle_module=pickle, pickle_protocol=2)
+    assert rg.load(path, weights_only=True, mmap=False)["w"].tolist() == [1.0, 1.0]
+    assert rg.load(path, map_location="cpu")["w"].tolist() == [1.0, 1.0]
+    with pytest.raises(RuntimeError, match="pickle_module"):
+        rg.load(path, pickle_module=pickle)
+
+
+def test_collectives_take_group_ranks_like_torch():
+    import retrograd.distributed as dist
+
+    dist.init_process_group("mpi")
+    try:
+        t = rg.tensor([1.0, 2.0])
+        dist.broadcast(t, group_src=0)
+        dist.broadcast(t, src=0)
+        dist.reduce(t, group_dst=0)
+        with pytest.raises(ValueError, match="src"):
+            dist.broadcast(t)  # torch 2.13: src is no longer defaulted
+        with pytest.raises(ValueError, match="both"):
+            dist.broadcast(t, src=0, group_src=0)
+        dist.barrier(timeout=5.0)
+        box = [1, "a"]
+        dist.broadcast_object_list(box, group_src=0)
+        assert box == [1, "a"]
+    finally:
+        dist.destroy_process_group()
+
+
+def test_random_split_defaults_to_the_default_generator():
+    ds = rg.data.TensorDataset(rg.arange(10))
+    rg.manual_seed(3)
+    a = [i for i in rg.data.random_split(ds, [5, 5])[0].indices]
+    rg.manual_seed(3)
+    b = [i for i in rg.data.random_split(ds, [5, 5])[0].indices]
+    assert a == b  # seeded by rg.manual_seed, like torch's default_generator
+
+
+def test_torch_default_values_behave_like_torch():
+    assert rg.nn.functional.sigmoid(rg.tensor([0.0])).tolist() == [0.5]
+    assert rg.nn.GroupNorm(2, 4, bias=False).bias is None  # keyword-only, as in torch
+    with pytest.raises(TypeError):
+        rg.nn.GroupNorm(2, 4, 1e-5, True, None, None, False)  # bias is not positional
+    layer = rg.nn.TransformerEncoderLayer(8, 2, 16)
+    assert layer.activation is rg.nn.functional.relu
+    out, idx = rg.nn.functional.max_pool2d_with_indices(rg.randn(1, 1, 4, 4), 2)
+    assert out.shape == idx.shape == (1, 1, 2, 2)  # return_indices=False is ignored, as in torch
