@@ -382,19 +382,23 @@ def plot(results: dict[str, Any], path: str | Path, target: float | None = 1.95)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
-    styles = {"retrograd": ("tab:blue", "o"), "torch": ("tab:orange", "s")}
-    for key, (color, marker) in styles.items():
+    # the same-init curves coincide: draw PyTorch dashed on top of retrograd's solid line
+    styles = {
+        "retrograd": ("retrograd", "tab:blue", "-", "o", 7),
+        "torch": ("PyTorch, same init", "tab:orange", "--", "x", 7),
+        "torch_own_init": ("PyTorch, own init", "tab:green", ":", "^", 5),
+    }
+    for key, (label, color, ls, marker, ms) in styles.items():
         r = results.get(key)
         if not r or not r.get("train"):
             continue
-        label = "retrograd" if key == "retrograd" else "PyTorch"
         s, loss = zip(*r["train"])
-        ax.plot(s, smooth(list(loss), 50), color=color, lw=0.9, alpha=0.5,
-                label=f"{label} train (50-step mean)")
+        ax.plot(s, smooth(list(loss), 50), color=color, ls=ls, lw=0.9, alpha=0.6,
+                label=f"{label}: train (50-step mean)")
         if r.get("val"):
             vs, vl = zip(*r["val"])
-            ax.plot(vs, vl, color=color, marker=marker, lw=1.8,
-                    label=f"{label} val (final {vl[-1]:.3f})")
+            ax.plot(vs, vl, color=color, ls=ls, marker=marker, ms=ms, lw=1.8,
+                    label=f"{label}: val (final {vl[-1]:.4f})")
     if target is not None:
         ax.axhline(target, color="gray", ls="--", lw=0.8, label=f"target {target}")
     ax.set_xlabel("iteration")
@@ -421,6 +425,18 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         out["retrograd_le_1.95"] = a <= 1.95
     if rg_r.get("train") and th_r.get("train"):
         out["first_step_loss"] = {"retrograd": rg_r["train"][0][1], "torch": th_r["train"][0][1]}
+    if rg_r.get("val") and th_r.get("val"):
+        both = dict(rg_r["val"])
+        diffs = [abs(both[s] - v) for s, v in th_r["val"] if s in both]
+        out["max_val_curve_diff"] = max(diffs) if diffs else None
+    own = (results.get("torch_own_init") or {}).get("final_val_loss")
+    if own is not None:
+        out["torch_own_init_final_val_loss"] = own
+        if a is not None:
+            out["abs_diff_vs_own_init"] = abs(a - own)
+    out["seconds"] = {k: {"train_eval_s": r.get("train_eval_s"), "wall_s": r.get("wall_s")}
+                      for k in ("retrograd", "torch", "torch_own_init")
+                      if (r := results.get(k))}
     return out
 
 
@@ -437,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse-rg", action="store_true",
                    help="read an already finished --rg-run-dir instead of training again")
     p.add_argument("--only", choices=("retrograd", "torch"), default=None)
+    p.add_argument("--own-init", action="store_true",
+                   help="also train PyTorch from its own init (torch.manual_seed(seed))")
     p.add_argument("--out", default=str(DEFAULT_JSON), help="JSON of both curves")
     p.add_argument("--plot", default=str(DEFAULT_PLOT), help="PNG of both curves")
     args = p.parse_args(argv)
@@ -471,11 +489,15 @@ def main(argv: list[str] | None = None) -> int:
                                        log_every=int(cfg["train"]["log_every"]))
         results["loadavg"]["torch_end"] = loadavg()
         print(f"torch: final val loss {results['torch']['final_val_loss']:.4f}", flush=True)
+        if args.own_init and args.torch_init == "rg":
+            results["torch_own_init"] = train_torch(cfg, args.threads, "torch",
+                                                    log_every=int(cfg["train"]["log_every"]))
+            results["loadavg"]["torch_own_init_end"] = loadavg()
     results["summary"] = summarize(results)
     out.write_text(json.dumps(results, indent=1) + "\n")
     plot(results, args.plot)
     print(json.dumps(results["summary"], indent=1))
-    for k in ("retrograd", "torch"):
+    for k in ("retrograd", "torch", "torch_own_init"):
         r = results.get(k)
         if r:
             print(f"{k}: train+eval {r.get('train_eval_s') or 0:.1f} s, "

@@ -11,26 +11,33 @@ recorded vjps in the engine's order with the engine's accumulation and ``.grad``
 
 Guards (checked every call; on failure the step runs eagerly and is re-traced):
 shapes/dtypes/requires_grad of Tensor arguments, equality of the other arguments, grad mode,
-anomaly mode, the ``training`` flag of every module called while tracing, and
-shape/dtype/requires_grad of every tensor the step read from outside (parameters, closure
-data, which are read live). Output shapes are re-checked op by op during replay.
+anomaly mode, the ``training`` flag and the parameter/buffer/submodule objects of every module
+called while tracing, and shape/dtype/requires_grad/hooks of every tensor the step read from
+outside (parameters, closure data: read live, so in-place updates and ``.data =`` are seen).
+Output shapes are re-checked op by op during replay.
 
-Not replayable (the step then always runs eagerly, with one warning): in-place ops outside
-the optimizer, ``autograd.grad``/``retain_graph``/``create_graph``/``backward(inputs=)``,
-custom ``autograd.Function``s, multi-output nodes, tensor hooks, reading a tensor's value
-(``item()``, ``bool()``...) before the step's last op (data-dependent control flow), and
-tensors created afresh by each call whose values differ between the two traces.
+Not replayable (the step then runs eagerly, with one RuntimeWarning; ``fullgraph=True``
+raises): in-place ops outside the optimizer (BatchNorm running stats),
+``autograd.grad``/``retain_graph``/``create_graph``/``backward(inputs=)``, custom
+``autograd.Function``s, multi-output nodes, tensor or module hooks, reading a tensor's value
+(``item()``, ``bool()``...) before the step's last op (data-dependent control flow), arrays
+built outside the traced ops other than Python numbers and ``zeros/ones/full/arange/...``
+results (dropout masks, pooling indices, nanoGPT's causal mask), and returning a tensor that
+requires grad without having called backward on it (a replay returns no graph).
 
-Like ``torch.compile`` guards, this cannot see Python state that is not a tensor: a Python
-number that changes from call to call *after* the first two (a hand-made schedule computed
-inside the step, a step counter) or a ``p.grad = None`` done by hand inside the step is
-baked in. Other Python side effects of the step (logging, appending to a list) happen only
-on the traced calls. Call ``compiled.reset()`` after changing such state.
+Like ``torch.compile``, this cannot see Python state that is not a tensor: a Python number
+that changes from call to call *after* the first two (a hand-made schedule computed inside
+the step, a step counter) or a ``p.grad = None`` done by hand inside the step is baked in.
+Other Python side effects of the step (logging, appending to a list) happen only on traced
+calls; the returned tensor is detached. Call ``compiled.reset()`` after changing such state.
+Tracing patches retrograd's op entry points for the duration of the call (ops of other
+threads are not recorded); a compiled step called while another is being traced runs eagerly.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 
@@ -46,6 +53,7 @@ __all__ = ["compile"]
 _make = Tensor._make
 _ACTIVE: list = []  # the tracer of the running trace (a stack of one)
 _MAX_PLANS = 8
+_MAX_MISMATCHES = 3  # disagreeing trace pairs before a step is left eager for good
 
 
 class _Untraceable(Exception):
@@ -97,6 +105,7 @@ class _Trace:
         self.events: list = []  # ("fwd", i0, i1) | ("call", ...) | ("bwd", ...) | ("item", s)
         self.n_slots = 0
         self.paused = 0
+        self.thread = threading.get_ident()
         self.bad: str | None = None
         self.modules: dict = {}  # id -> (module, training)
         self.det: set = set()  # ids of tensors made by deterministic creation functions
@@ -128,14 +137,17 @@ class _Trace:
         return s
 
     def params(self, params):
-        """Arrays in op params that are some traced tensor's data become slot references."""
-        out = dict(params)
-        for k, v in params.items():
-            if isinstance(v, np.ndarray):
-                ref = self.find(v)
-                if ref is not None:
-                    out[k] = ref
-        return out
+        """Arrays in op params (also inside tuples/lists: advanced indices) that are some
+        traced tensor's data become slot references."""
+        return {k: self._param(v) for k, v in params.items()}
+
+    def _param(self, v):
+        if isinstance(v, np.ndarray):
+            ref = self.find(v)
+            return v if ref is None else ref
+        if type(v) in (tuple, list):
+            return type(v)(self._param(x) for x in v)
+        return v
 
     def find(self, v):
         """A reference to the traced slot whose array is ``v`` or a whole-array reshape of
@@ -187,16 +199,25 @@ class _Trace:
         )
 
 
+def _tracer():
+    """The running trace, if this thread started it (other threads' ops are not traced)."""
+    if _ACTIVE:
+        tr = _ACTIVE[-1]
+        if tr.thread == threading.get_ident():
+            return tr
+    return None
+
+
 def _traced_apply(cls, tensors, params=None):
     res = _ORIG["apply"](cls, tensors, params)
-    tr = _ACTIVE[-1] if _ACTIVE else None
+    tr = _tracer()
     if tr is not None and not tr.paused:
         tr.record(cls, tensors, params, res)
     return res
 
 
 def _traced_run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=False):
-    tr = _ACTIVE[-1] if _ACTIVE else None
+    tr = _tracer()
     if tr is None or tr.paused:
         return _ORIG["run_backward"](roots, grads, retain_graph, create_graph, inputs, capture)
     if retain_graph or create_graph or inputs is not None or capture:
@@ -218,7 +239,7 @@ def _traced_run_backward(roots, grads, retain_graph, create_graph, inputs=None, 
 
 
 def _traced_call(node, gs, check_nan=False):
-    tr = _ACTIVE[-1] if _ACTIVE else None
+    tr = _tracer()
     if tr is not None and tr.bwd_nodes is not None:
         if node.pre_hooks is not None or node.retained is not None:
             tr.fail("a tensor hook or retain_grad() on an intermediate")
@@ -227,7 +248,7 @@ def _traced_call(node, gs, check_nan=False):
 
 
 def _traced_to_leaf(run, t, g, want_leaves, capture):
-    tr = _ACTIVE[-1] if _ACTIVE else None
+    tr = _tracer()
     if tr is not None and tr.bwd_leaves is not None:
         if t._hooks or t._post_hooks:
             tr.fail("a hook on a leaf tensor")
@@ -236,7 +257,7 @@ def _traced_to_leaf(run, t, g, want_leaves, capture):
 
 
 def _traced_bump(self):
-    tr = _ACTIVE[-1] if _ACTIVE else None
+    tr = _tracer()
     if tr is not None and not tr.paused:
         tr.fail("an in-place op outside the optimizer")
     return _ORIG["_bump"](self)
@@ -249,7 +270,7 @@ def _data_property(slot):
 
     def fget(self):
         arr = get(self)
-        tr = _ACTIVE[-1] if _ACTIVE else None
+        tr = _tracer()
         if tr is not None and not tr.paused and type(arr) is np.ndarray:
             if id(arr) not in tr.data_owner:
                 tr.data_owner[id(arr)] = self
@@ -263,7 +284,7 @@ def _opaque(orig, idempotent: bool):
     """Wrap a method that is replayed as a call (optimizer step, zero_grad...)."""
 
     def wrapper(self, *args, **kwargs):
-        tr = _ACTIVE[-1] if _ACTIVE else None
+        tr = _tracer()
         if tr is None or tr.paused:
             return orig(self, *args, **kwargs)
         if any(callable(a) for a in args) or any(callable(a) for a in kwargs.values()):
@@ -279,9 +300,34 @@ def _opaque(orig, idempotent: bool):
     return wrapper
 
 
+def _opaque_fn(orig):
+    """Wrap a whole-array NumPy utility run on ``.grad`` (``clip_grad_norm_``): replayed as a
+    call, like the optimizer. A generator of parameters is materialised so that the replayed
+    call sees the same tensors."""
+
+    def wrapper(parameters, *args, **kwargs):
+        tr = _tracer()
+        if tr is None or tr.paused:
+            return orig(parameters, *args, **kwargs)
+        if not isinstance(parameters, Tensor | list | tuple):
+            parameters = list(parameters)
+        tr.events.append(("fcall", orig, parameters, args, kwargs, False))
+        tr.paused += 1
+        try:
+            return orig(parameters, *args, **kwargs)
+        finally:
+            tr.paused -= 1
+
+    wrapper.__wrapped__ = orig
+    return wrapper
+
+
+_GRAD_UTILS = ("clip_grad_norm_", "clip_grad_value_")
+
+
 def _reader(orig):
     def wrapper(self, *args, **kwargs):
-        tr = _ACTIVE[-1] if _ACTIVE else None
+        tr = _tracer()
         out = orig(self, *args, **kwargs)
         if tr is not None and not tr.paused:
             if tr.first_read == -1:
@@ -293,11 +339,25 @@ def _reader(orig):
     return wrapper
 
 
+def _module_state(m) -> tuple:
+    """What a replay assumes of a module: its mode and which tensors/submodules it holds."""
+    d = m.__dict__
+    return (
+        m.training,
+        tuple(map(id, d["_parameters"].values())),
+        tuple(map(id, d["_buffers"].values())),
+        tuple(map(id, d["_modules"].values())),
+    )
+
+
 def _module_call(orig):
     def wrapper(self, *args, **kwargs):
-        tr = _ACTIVE[-1] if _ACTIVE else None
+        tr = _tracer()
         if tr is not None and not tr.paused:
-            tr.modules[id(self)] = (self, self.training)
+            d = self.__dict__
+            if d.get("_forward_pre_hooks") or d.get("_forward_hooks") or d.get("_backward_hooks"):
+                tr.fail(f"hooks on a module ({type(self).__name__})")
+            tr.modules[id(self)] = (self, _module_state(self))
         return orig(self, *args, **kwargs)
 
     return wrapper
@@ -309,7 +369,7 @@ def _creator(orig):
 
     def wrapper(*args, **kwargs):
         out = orig(*args, **kwargs)
-        tr = _ACTIVE[-1] if _ACTIVE else None
+        tr = _tracer()
         if tr is not None and not tr.paused and isinstance(out, Tensor) and out.grad_fn is None:
             tr.det.add(id(out))
             tr.slot(out)
@@ -333,14 +393,12 @@ def _subclasses(cls):
     return out
 
 
-def _install() -> list:
-    """Patch the hooks the tracer needs; returns the (owner, name, original) to restore."""
+def _install(undo: list) -> None:
+    """Patch the hooks the tracer needs, noting (owner, name, original) in ``undo``."""
     from . import autograd as _ag
     from .nn.modules.module import Module
     from .optim import lr_scheduler as _lrs
     from .optim.optimizer import Optimizer
-
-    undo = []
 
     def patch(owner, name, new):
         undo.append((owner, name, owner.__dict__[name] if isinstance(owner, type) else None))
@@ -372,6 +430,18 @@ def _install() -> list:
             ) is orig:
                 undo.append((mod, fname, orig))
                 setattr(mod, fname, new)
+    from .nn import utils as _nu
+
+    for fname in _GRAD_UTILS:
+        orig = getattr(_nu, fname)
+        new = _opaque_fn(orig)
+        for mod in list(sys.modules.values()):
+            name = getattr(mod, "__name__", "") or ""
+            if (name == "retrograd" or name.startswith("retrograd.")) and getattr(
+                mod, fname, None
+            ) is orig:
+                undo.append((mod, fname, orig))
+                setattr(mod, fname, new)
     for mod in (_ag, _engine):
         if getattr(mod, "run_backward", None) is _ORIG["run_backward"]:
             undo.append((mod, "run_backward", _ORIG["run_backward"]))
@@ -396,7 +466,6 @@ def _install() -> list:
             patch(cls, "zero_grad", _opaque(cls.__dict__["zero_grad"], True))
         if "__call__" in cls.__dict__:
             patch(cls, "__call__", _module_call(cls.__dict__["__call__"]))
-    return undo
 
 
 def _uninstall(undo):
@@ -406,12 +475,15 @@ def _uninstall(undo):
 
 def _trace(fn, args, kwargs, arg_tensors):
     tr = _Trace(arg_tensors)
-    undo = _install()
-    _ACTIVE.append(tr)
+    undo: list = []
     try:
-        out = fn(*args, **kwargs)
+        _install(undo)
+        _ACTIVE.append(tr)
+        try:
+            out = fn(*args, **kwargs)
+        finally:
+            _ACTIVE.pop()
     finally:
-        _ACTIVE.pop()
         _uninstall(undo)
     return tr, out
 
@@ -451,6 +523,14 @@ def _out_spec(out, tr):
         s = tr.slot_of.get(id(out))
         if s is None:
             raise _Untraceable("the step returns a tensor not produced by a traced op")
+        roots = {r for ev in tr.events if ev[0] == "bwd" for r in ev[1]}
+        if out.grad_fn is not None and s not in roots:
+            # the caller may backpropagate through it: a replay returns no graph
+            raise _Untraceable(
+                "the step returns a tensor that requires grad without calling backward() on "
+                "it; compile the whole step (forward, backward, optimizer), or the forward "
+                "under no_grad"
+            )
         return ("tensor", s)
     if isinstance(out, tuple | list):
         return ("seq", type(out), tuple(_out_spec(o, tr) for o in out))
@@ -645,7 +725,7 @@ class _Plan:
 
         op_of = {}
         self.ops = []
-        self.slot_params = []  # (op index, param name, slot): arrays filled on each call
+        self.ref_ops: set = set()  # ops whose params hold arrays filled on each call
         rules = _rules()
         for k, (cls, ins, params, s, node, shape, dtype) in enumerate(t2.ops):
             params = self._params(k, params, t1.ops[k][2], cls)
@@ -654,20 +734,18 @@ class _Plan:
                 op_of[node] = k
                 nxt = tuple(None if e is None else 1 for e in node.next)
                 meta = (nxt, node.in_meta, cls.save_inputs, cls.save_output)
-            self.ops.append((cls, ins, params, s, meta, shape, dtype, rules.get(cls), None))
-        refs: dict = {}
-        for k, name, j, shape in self.slot_params:
-            refs.setdefault(k, []).append((name, j, shape))
-        for k, r in refs.items():
-            self.ops[k] = self.ops[k][:8] + (tuple(r),)
+            refs = k in self.ref_ops
+            self.ops.append((cls, ins, params, s, meta, shape, dtype, rules.get(cls), refs))
         # events, with the backward passes resolved to op indices and slots
         self.events = []
         for e1, e2 in zip(t1.events, t2.events):
             if e1[0] != e2[0]:
                 raise _Untraceable("the two traced calls ran different events")
-            if e2[0] == "call":
-                if e1[1] is not e2[1] or e1[2] is not e2[2] or not _same(e1[3:5], e2[3:5]):
-                    raise _Untraceable("the two traced calls made different optimizer calls")
+            if e2[0] in ("call", "fcall"):
+                if e1[1] is not e2[1] or not _same(e1[2], e2[2]) or not _same(e1[3:5], e2[3:5]):
+                    raise _Untraceable(
+                        "the two traced calls made different optimizer/clipping calls"
+                    )
                 self.events.append(e2[:5] + (e2[5],))
             elif e2[0] == "fwd":
                 if e1[1:] != e2[1:]:
@@ -717,19 +795,31 @@ class _Plan:
 
     def _params(self, k, p2, p1, cls):
         """Op params: slot references are filled on each call; other arrays are read live
-        (the same object on both traced calls) or are constants (equal values, checked)."""
+        (the same object, or the same window on one array, on both traced calls) or are
+        0-d constants (equal values, checked); any other array is untrusted."""
         if not p2:
             return p2
-        out = dict(p2)
-        for name, v in p2.items():
-            if type(v) is _SlotRef:
-                self.slot_params.append((k, name, v.slot, v.shape))
-            elif isinstance(v, np.ndarray) and p1[name] is not v and not _same_view(p1[name], v):
-                if v.ndim:  # made outside an op from unknown data: cannot be trusted
+        refs = [False]
+
+        def conv(a, b):
+            if type(b) is _SlotRef:
+                refs[0] = True
+                return b
+            if isinstance(b, np.ndarray):
+                if a is b or _same_view(a, b):
+                    return b
+                if b.ndim:  # made outside an op from unknown data: cannot be trusted
                     raise _Untraceable(
                         f"op {cls.__name__} takes an array computed outside the traced ops"
                     )
-                out[name] = np.array(v)
+                return np.array(b)
+            if type(b) in (tuple, list):
+                return type(b)(conv(x, y) for x, y in zip(a, b))
+            return b
+
+        out = {name: conv(p1[name], v) for name, v in p2.items()}
+        if refs[0]:
+            self.ref_ops.add(k)
         return out
 
     # --- replay ------------------------------------------------------------------------
@@ -751,8 +841,8 @@ class _Plan:
                 or t._post_hooks
             ):
                 return False
-        for m, training in self.modules:
-            if m.training != training:
+        for m, state in self.modules:
+            if _module_state(m) != state:
                 return False
         return True
 
@@ -778,11 +868,8 @@ class _Plan:
                 if tag == "fwd":
                     for i in range(ev[1], ev[2]):
                         cls, ins, params, s, meta, shape, dtype, rule, refs = ops[i]
-                        if refs is not None:
-                            params = dict(params)
-                            for name, j, rshape in refs:
-                                v = vals[j]
-                                params[name] = v if rshape is None else v.reshape(rshape)
+                        if refs:
+                            params = {n: _resolve(v, vals) for n, v in params.items()}
                         if rule is not None:
                             out, ctxs[i] = rule[0]([vals[j] for j in ins], params)
                         else:
@@ -806,7 +893,7 @@ class _Plan:
                         vals[s] = out
                         if rule is None and meta is not None:
                             _arm(node, meta, ins, vals, out)
-                elif tag == "call":
+                elif tag == "call" or tag == "fcall":
                     _, fn, obj, args, kwargs, idem = ev
                     fn(obj, *args, **kwargs)
                     redo_ok = redo_ok and idem
@@ -862,10 +949,22 @@ class _Plan:
                     else:
                         cur = leaf_g[j]
                         leaf_g[j] = a if cur is None else cur + a
+            given = run.given
             for j in leaf_order:
                 a = leaf_g[j]
-                if a is not None:
-                    run.store(leaf_t[j], _make(a))
+                if a is None:
+                    continue
+                t = leaf_t[j]
+                if t._grad is None:  # the engine's _Run.own + store, inlined
+                    key = _engine._owner(a)
+                    fl = a.flags
+                    if key in given or not fl.writeable or not fl.c_contiguous:
+                        a = np.array(a, order="C")
+                        key = id(a)
+                    given.add(key)
+                    t._grad = _make(a)
+                else:
+                    run.store(t, _make(a))
         finally:
             STATE.enabled = prev
 
@@ -878,6 +977,16 @@ class _Plan:
         if tag == "item":
             return items[spec[1]]
         return spec[1](self._result(s, vals, items) for s in spec[2])
+
+
+def _resolve(v, vals):
+    """An op param with its slot references replaced by this call's arrays."""
+    if type(v) is _SlotRef:
+        a = vals[v.slot]
+        return a if v.shape is None else a.reshape(v.shape)
+    if type(v) in (tuple, list):
+        return type(v)(_resolve(x, vals) for x in v)
+    return v
 
 
 def _root(a):
@@ -947,13 +1056,16 @@ def _flatten(args, kwargs):
 class CompiledStep:
     """The callable returned by :func:`compile`."""
 
-    def __init__(self, fn: Callable):
+    def __init__(self, fn: Callable, fullgraph: bool = False, max_plans: int = _MAX_PLANS):
         self.fn = fn
+        self.fullgraph = fullgraph
+        self.max_plans = max_plans
         self.plans: list = []  # (key, plan)
         self.pending: list = []  # (key, trace, out) waiting for a second agreeing trace
         self.disabled: str | None = None
         self.replays = 0
         self.eager_calls = 0
+        self.mismatches = 0
         self.__wrapped__ = fn
         self.__doc__ = getattr(fn, "__doc__", None)
 
@@ -962,9 +1074,11 @@ class CompiledStep:
         self.plans.clear()
         self.pending.clear()
         self.disabled = None
+        self.mismatches = 0
 
     def __call__(self, *args, **kwargs):
-        if self.disabled is not None or STATE.anomaly:
+        if self.disabled is not None or STATE.anomaly or _ACTIVE:
+            # (inside another compiled step's trace: run eagerly so that it sees the ops)
             self.eager_calls += 1
             return self.fn(*args, **kwargs)
         tensors, key = _flatten(args, kwargs)
@@ -992,18 +1106,25 @@ class CompiledStep:
         try:
             plan = _Plan(prev[0][1], tr, prev[0][2], out)
         except _Untraceable as e:
-            self._disable(str(e))
+            # the first calls may differ (lazy init): compare the next pair before giving up
+            self.mismatches += 1
+            if self.mismatches >= _MAX_MISMATCHES:
+                self._disable(str(e))
+            else:
+                self.pending.append((key, tr, out))
             return out
         except Exception as e:  # a case the plan builder does not know: stay eager, loudly
             self._disable(f"cannot build a replay plan ({type(e).__name__}: {e})")
             return out
         self.plans = [p for p in self.plans if not _same(p[0], key)]
         self.plans.append((key, plan))
-        if len(self.plans) > _MAX_PLANS:
+        if len(self.plans) > self.max_plans:
             self.plans.pop(0)
         return out
 
     def _disable(self, why: str):
+        if self.fullgraph:
+            raise RuntimeError(f"retrograd.compile(fullgraph=True): {why}")
         self.disabled = why
         self.pending.clear()
         warnings.warn(
@@ -1014,13 +1135,31 @@ class CompiledStep:
         )
 
 
-def compile(fn: Callable) -> CompiledStep:  # noqa: A001 - mirrors torch.compile
+def compile(  # noqa: A001 - mirrors torch.compile
+    model: Callable | None = None,
+    *,
+    fullgraph: bool = False,
+    dynamic: bool | None = None,
+    backend: str | Callable | None = None,
+    mode: str | None = None,
+    options: dict | None = None,
+    name: str | None = None,
+    disable: bool = False,
+    recompile_limit: int | None = None,
+    isolate_recompiles: bool = False,
+    shapes_spec=None,
+):
     """Trace a training step on its first two calls, then replay it without Python overhead.
 
-    ``fn`` runs forward, ``backward()`` and optimizer calls; the result replays the same
-    NumPy kernels and vjps in the same order, so losses and parameters match eager
-    bit for bit. Falls back to eager (with a warning) for what it cannot replay; see the
-    module docstring for the guards and limits.
+    ``model`` (a function or Module) runs forward, ``backward()`` and optimizer calls; the
+    result replays the same NumPy kernels and vjps in the same order, so losses and
+    parameters match eager bit for bit. What cannot be replayed runs eagerly, with one
+    warning (``fullgraph=True``: raises instead). ``disable=True`` returns ``model`` as is;
+    ``recompile_limit`` caps the plans kept (one per input signature, default 8). There is
+    one backend: ``dynamic``, ``backend``, ``mode``, ``options``, ``name``,
+    ``isolate_recompiles`` and ``shapes_spec`` are accepted for PyTorch compatibility and
+    ignored (plans are always specialised to shapes). See the module docstring for guards.
+    Without ``model``, returns a decorator.
 
     >>> import retrograd as rg
     >>> lin = rg.nn.Linear(2, 1)
@@ -1037,4 +1176,15 @@ def compile(fn: Callable) -> CompiledStep:  # noqa: A001 - mirrors torch.compile
     >>> fast.replays
     2
     """
-    return CompiledStep(fn)
+    if model is None:
+        return lambda fn: compile(
+            fn, fullgraph=fullgraph, disable=disable, recompile_limit=recompile_limit
+        )
+    if disable:
+        return model
+    if not callable(model):
+        raise TypeError(f"compile(): expected a callable, got {type(model).__name__}")
+    limit = _MAX_PLANS if recompile_limit is None else int(recompile_limit)
+    if limit < 1:
+        raise ValueError(f"compile(): recompile_limit must be >= 1, got {recompile_limit}")
+    return CompiledStep(model, fullgraph=fullgraph, max_plans=limit)

@@ -358,6 +358,8 @@ KNOWN = {
 
 def test_signature_cases_found():
     assert len(SIG_CASES) > 200
+    assert len(CLASS_METHOD_CASES) > 50
+    assert len(TENSOR_METHOD_CASES) >= 5
 
 
 @pytest.mark.parametrize(("label", "r_obj", "t_obj"), SIG_CASES, ids=[c[0] for c in SIG_CASES])
@@ -365,6 +367,111 @@ def test_signature_matches_torch(label, r_obj, t_obj, request):
     if label in KNOWN:
         request.applymarker(pytest.mark.xfail(reason=KNOWN[label], strict=False))
     problems = signature_mismatches(r_obj, t_obj, EXEMPT.get(label, ()))
+    assert not problems, f"{label}: " + "; ".join(problems)
+
+
+def _tensor_method_cases():
+    out = []
+    for n in sorted(dir(rg.Tensor)):
+        if n.startswith("__") and n != "__array__":
+            continue
+        r_obj, t_obj = getattr(rg.Tensor, n, None), getattr(torch.Tensor, n, None)
+        if not callable(t_obj) or not callable(r_obj) or isinstance(t_obj, property):
+            continue
+        if _signature(t_obj) is not None and _signature(r_obj) is not None:
+            out.append((f"Tensor.{n}", r_obj, t_obj))
+    return out
+
+
+TENSOR_METHOD_CASES = _tensor_method_cases()
+TENSOR_KNOWN = {
+    "Tensor.split": "retrograd/_methods.py: Tensor.split names its size argument "
+    "split_size_or_sections; torch.Tensor.split's is split_size",
+}
+
+
+@pytest.mark.parametrize(
+    ("label", "r_obj", "t_obj"), TENSOR_METHOD_CASES, ids=[c[0] for c in TENSOR_METHOD_CASES]
+)
+def test_tensor_method_signature_matches_torch(label, r_obj, t_obj, request):
+    # (most torch.Tensor methods are C builtins without a signature; these few are Python)
+    if label in TENSOR_KNOWN:
+        request.applymarker(pytest.mark.xfail(reason=TENSOR_KNOWN[label], strict=False))
+    sig = inspect.signature(r_obj)
+    first = next(iter(sig.parameters))
+    if first == "input":  # a function bound as a method: its first parameter is self
+        params = list(sig.parameters.values())
+        r_obj = _Sig(sig.replace(parameters=[params[0].replace(name="self"), *params[1:]]))
+    problems = signature_mismatches(r_obj, t_obj)
+    if label == "Tensor.__array__":  # NumPy 2's __array__ protocol adds copy=
+        problems = [p for p in problems if "copy" not in p]
+    assert not problems, f"{label}: " + "; ".join(problems)
+
+
+class _Sig:
+    """A callable stand-in carrying a given signature."""
+
+    def __init__(self, sig):
+        self.__signature__ = sig
+
+    def __call__(self, *args, **kwargs):  # pragma: no cover
+        raise NotImplementedError
+
+
+def _class_method_cases():
+    import torch.optim.lr_scheduler
+    import torch.utils.data
+
+    pairs = [
+        ("nn.Module", rg.nn.Module, torch.nn.Module),
+        ("optim.Optimizer", rg.optim.Optimizer, torch.optim.Optimizer),
+        ("LRScheduler", rg.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.LRScheduler),
+        (
+            "ReduceLROnPlateau",
+            rg.optim.lr_scheduler.ReduceLROnPlateau,
+            torch.optim.lr_scheduler.ReduceLROnPlateau,
+        ),
+        ("DataLoader", rg.utils.data.DataLoader, torch.utils.data.DataLoader),
+        ("autograd.Function", rg.autograd.Function, torch.autograd.Function),
+        ("nn.Sequential", rg.nn.Sequential, torch.nn.Sequential),
+        ("nn.ModuleList", rg.nn.ModuleList, torch.nn.ModuleList),
+        ("nn.ModuleDict", rg.nn.ModuleDict, torch.nn.ModuleDict),
+    ]
+    out = []
+    for label, r_cls, t_cls in pairs:
+        for n, t_m in vars(t_cls).items():
+            if n.startswith("_") or not inspect.isfunction(t_m):
+                continue
+            r_m = getattr(r_cls, n, None)
+            if r_m is None or _signature(t_m) is None or _signature(r_m) is None:
+                continue  # (methods torch has and retrograd lacks are listed in the report)
+            out.append((f"{label}.{n}", r_m, t_m))
+    return out
+
+
+CLASS_METHOD_CASES = _class_method_cases()
+
+
+def test_module_methods_torch_code_uses_exist():
+    m = rg.nn.Sequential(rg.nn.Linear(2, 2), rg.nn.BatchNorm1d(2))
+    assert m.get_buffer("1.running_mean").shape == (2,)
+    assert m.get_parameter("0.weight").shape == (2, 2)
+    m.set_submodule("0", rg.nn.Identity())
+    assert isinstance(m[0], rg.nn.Identity)
+    with pytest.raises(AttributeError):
+        m.set_submodule("5", rg.nn.Identity(), strict=True)
+    assert m.share_memory() is m
+    shared = rg.nn.Linear(1, 1)
+    twice = rg.nn.Sequential(shared, shared)
+    assert len(list(twice.modules())) == 2
+    assert len(list(twice.modules(remove_duplicate=False))) == 3
+
+
+@pytest.mark.parametrize(
+    ("label", "r_obj", "t_obj"), CLASS_METHOD_CASES, ids=[c[0] for c in CLASS_METHOD_CASES]
+)
+def test_class_method_signature_matches_torch(label, r_obj, t_obj):
+    problems = signature_mismatches(r_obj, t_obj)
     assert not problems, f"{label}: " + "; ".join(problems)
 
 

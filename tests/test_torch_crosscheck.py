@@ -261,6 +261,44 @@ def test_prod_with_zeros_matches_torch(shape, seed):
     _close(xr.grad, xt.grad, GRAD_RTOL, GRAD_ATOL, what="prod with zeros grad")
 
 
+@st.composite
+def matmul_shapes(draw):
+    """Operand shapes for matmul: 1-D or 2-D operands, or batched ones whose batch dims
+    broadcast (including rank-extension and size-1 dims)."""
+    n, k, m = (draw(st.integers(1, 4)) for _ in range(3))
+    batch = draw(broadcast_shapes(2))
+    left = [(k,), (n, k), (*batch[0], n, k)]
+    right = [(k,), (k, m), (*batch[1], k, m)]
+    return draw(st.sampled_from(left)), draw(st.sampled_from(right))
+
+
+@SETTINGS
+@given(shapes=matmul_shapes(), seed=st.integers(0, 2**16))
+def test_matmul_broadcast_matches_torch(shapes, seed):
+    rng = np.random.default_rng(seed)
+    (ar, at), (br, bt) = (_pair(rng.standard_normal(s)) for s in shapes)
+    out_r, out_t = rg.matmul(ar, br), torch.matmul(at, bt)
+    _close(out_r, out_t, 1e-5, 1e-5, what=f"matmul{shapes} forward")
+    _backward_both(out_r, out_t, seed + 1)
+    _close(ar.grad, at.grad, GRAD_RTOL, GRAD_ATOL, what=f"matmul{shapes} grad of input")
+    _close(br.grad, bt.grad, GRAD_RTOL, GRAD_ATOL, what=f"matmul{shapes} grad of other")
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "cumsum", "cumprod"])
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=4), data=st.data())
+def test_dim_ops_match_torch(name, shape, data):
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    seed = data.draw(st.integers(0, 2**16))
+    x = np.random.default_rng(seed).standard_normal(shape)
+    xr, xt = _pair(x * 3 if name.endswith("softmax") else x)
+    out_r, out_t = getattr(rg, name)(xr, dim), getattr(torch, name)(xt, dim)
+    what = f"{name}(shape={shape}, dim={dim})"
+    _close(out_r, out_t, 1e-5, 1e-6, what=what + " forward")
+    _backward_both(out_r, out_t, seed + 1)
+    _close(xr.grad, xt.grad, GRAD_RTOL, GRAD_ATOL, what=what + " grad")
+
+
 # -------------------------------------------------------------------------------- indexing
 
 
@@ -501,3 +539,120 @@ def test_cnn_adam_training_matches_torch(channels, kernel, padding, stride, pool
     for name, b in model_t.state_dict().items():  # BatchNorm running stats follow torch too
         if "running" in name:
             _close(model_r.state_dict()[name], b, 1e-4, 1e-5, what=name)
+
+
+# ------------------------------------------------------------------- dtype rules (forward)
+
+DTYPES = ["float32", "float64", "float16", "int64", "int32", "uint8", "int8", "bool"]
+BINARY_DTYPE_OPS = {
+    "add": lambda m, a, b: a + b,
+    "sub": lambda m, a, b: a - b,
+    "mul": lambda m, a, b: a * b,
+    "div": lambda m, a, b: a / b,
+    "floordiv": lambda m, a, b: a // b,
+    "pow": lambda m, a, b: a**b,
+    "maximum": lambda m, a, b: m.maximum(a, b),
+    "lt": lambda m, a, b: a < b,
+}
+# mismatches found by this check in retrograd/ops (being edited by another helper): reported
+# there, xfailed here (not strict: a concurrent fix must not turn CI red)
+DTYPE_KNOWN = {
+    **{
+        ("sub", a, "bool"): "rg allows `x - bool_tensor` for non-bool x; torch raises RuntimeError"
+        for a in DTYPES
+        if a != "bool"
+    },
+    ("floordiv", "bool", "bool"): "rg computes bool // bool; torch raises NotImplementedError",
+    ("pow", "bool", "bool"): "rg computes bool ** bool; torch raises NotImplementedError",
+}
+
+
+def _run_dtype_case(lib, fn, da, db):
+    a = lib.tensor(np.array([1, 2, 3]).astype(da))
+    b = lib.tensor(np.array([1, 2, 1]).astype(db))
+    try:
+        return fn(rg if lib is rg else torch, a, b), None
+    except Exception as e:  # noqa: BLE001  (the exception class is what is compared)
+        return None, type(e)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY_DTYPE_OPS))
+@pytest.mark.parametrize("da", DTYPES)
+@pytest.mark.parametrize("db", DTYPES)
+def test_binary_dtype_promotion_matches_torch(name, da, db, request):
+    if (name, da, db) in DTYPE_KNOWN:
+        reason = DTYPE_KNOWN[(name, da, db)]
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
+    fn = BINARY_DTYPE_OPS[name]
+    want, t_err = _run_dtype_case(torch, fn, da, db)
+    got, r_err = _run_dtype_case(rg, fn, da, db)
+    assert (t_err is None) == (r_err is None), f"{name}({da}, {db}): torch {t_err}, rg {r_err}"
+    if t_err is None:
+        assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], (
+            f"{name}({da}, {db}): dtype {got.dtype} != torch {want.dtype}"
+        )
+        np.testing.assert_allclose(
+            got.numpy().astype(np.float64), want.numpy().astype(np.float64), rtol=1e-3
+        )
+
+
+REDUCE_KNOWN = {
+    ("std", d): "rg.std accepts integer/bool input; torch raises RuntimeError (float only)"
+    for d in ("int64", "int32", "uint8", "int8", "bool")
+}
+REDUCE_KNOWN[("argmax", "bool")] = "rg.argmax accepts bool input; torch raises RuntimeError"
+
+
+@pytest.mark.parametrize("name", ["sum", "prod", "mean", "amax", "cumsum", "argmax", "max", "std"])
+@pytest.mark.parametrize("dt", DTYPES)
+def test_reduction_dtype_rules_match_torch(name, dt, request):
+    if (name, dt) in REDUCE_KNOWN:
+        request.applymarker(pytest.mark.xfail(reason=REDUCE_KNOWN[(name, dt)], strict=False))
+    kw = {"dim": 0} if name in ("cumsum", "amax") else {}
+    x = np.array([[1, 2], [3, 4]]).astype(dt)
+    results = []
+    for lib in (torch, rg):
+        try:
+            results.append((getattr(lib, name)(lib.tensor(x), **kw), None))
+        except Exception as e:  # noqa: BLE001
+            results.append((None, type(e)))
+    (want, t_err), (got, r_err) = results
+    assert (t_err is None) == (r_err is None), f"{name}({dt}): torch {t_err}, rg {r_err}"
+    if t_err is None:
+        assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], (
+            f"{name}({dt}): dtype {got.dtype} != torch {want.dtype}"
+        )
+
+
+SCALAR_KNOWN = {
+    ("pow", "bool", 2): "rg: bool_tensor ** 2 is bool; torch gives int64",
+    ("pow", "bool", True): "rg: bool_tensor ** True is int8; torch gives bool",
+    ("floordiv", "bool", True): "rg computes bool_tensor // True; torch raises NotImplementedError",
+}
+
+
+@pytest.mark.parametrize("name", ["add", "mul", "div", "floordiv", "pow"])
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("scalar", [2, 2.5, True], ids=["int", "float", "bool"])
+def test_python_scalar_dtype_promotion_matches_torch(name, dt, scalar, request):
+    if (name, dt, scalar) in SCALAR_KNOWN:  # (True != 2 and != 2.5: keys do not collide)
+        reason = SCALAR_KNOWN[(name, dt, scalar)]
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
+    fn = BINARY_DTYPE_OPS[name]
+    results = []
+    for lib in (torch, rg):
+        try:
+            results.append((fn(lib, lib.tensor(np.array([1, 2, 3]).astype(dt)), scalar), None))
+        except Exception as e:  # noqa: BLE001
+            results.append((None, type(e)))
+    (want, t_err), (got, r_err) = results
+    assert (t_err is None) == (r_err is None), (
+        f"{name}({dt}, {scalar!r}): torch {t_err}, rg {r_err}"
+    )
+    if t_err is None:
+        assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], (
+            f"{name}({dt}, {scalar!r}): dtype {got.dtype} != torch {want.dtype}"
+        )
+        np.testing.assert_allclose(
+            got.numpy().astype(np.float64), want.numpy().astype(np.float64), rtol=1e-3
+        )

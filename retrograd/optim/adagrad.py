@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
-from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
-from .optimizer import Optimizer, _new_step, _run_closure, _step_tensor
+from .optimizer import _new_step, _PerParamOptimizer, _step_tensor
 
 __all__ = ["Adagrad"]
 
 
-class Adagrad(Optimizer):
+class Adagrad(_PerParamOptimizer):
     """``torch.optim.Adagrad``: ``sum += g^2``; ``p -= clr * g / (sqrt(sum) + eps)`` with
     ``clr = lr / (1 + (t - 1) * lr_decay)``. State is created at construction, as in PyTorch.
 
@@ -69,10 +68,11 @@ class Adagrad(Optimizer):
     def _init_state(self, p: Tensor, group: dict) -> None:
         state = self.state[p]
         if len(state) == 0:
-            state["step"] = _new_step()
-            state["sum"] = Tensor._make(
-                np.full_like(p._data, float(group["initial_accumulator_value"]))
-            )
+            self._init_param_state(state, p._data, group)
+
+    def _init_param_state(self, state: dict, data: np.ndarray, group: dict) -> None:
+        state["step"] = _new_step()
+        state["sum"] = Tensor._make(np.full_like(data, float(group["initial_accumulator_value"])))
 
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
@@ -84,35 +84,20 @@ class Adagrad(Optimizer):
             for p in self.param_groups[-1]["params"]:
                 self._init_state(p, self.param_groups[-1])
 
-    def step(self, closure: Callable | None = None):
-        """One Adagrad update of every parameter that has a gradient."""
-        loss = _run_closure(closure)
-        with no_grad(), np.errstate(all="ignore"):
-            for group in self.param_groups:
-                lr, lr_decay = float(group["lr"]), float(group["lr_decay"])
-                eps, wd, maximize = (
-                    float(group["eps"]),
-                    float(group["weight_decay"]),
-                    group["maximize"],
-                )
-                for p in group["params"]:
-                    if p._grad is None:
-                        continue
-                    state = self.state[p]
-                    if len(state) == 0:
-                        self._init_state(p, group)
-                    data = p._data
-                    s1, s2 = self._buffers(data)
-                    step = _step_tensor(state)
-                    g = self._grad_of(p, maximize, wd, s2)
-                    clr = lr / (1 + (step - 1) * lr_decay)
-                    acc = state["sum"]._data
-                    np.multiply(g, g, out=s1)
-                    acc += s1
-                    np.sqrt(acc, out=s1)
-                    s1 += eps
-                    np.multiply(g, -clr, out=s2)
-                    s2 /= s1
-                    data += s2
-                    p._bump()
-        return loss
+    def _options(self, group: dict) -> tuple:
+        lr, lr_decay = float(group["lr"]), float(group["lr_decay"])
+        return lr, lr_decay, float(group["eps"]), float(group["weight_decay"]), group["maximize"]
+
+    def _update(self, p: Tensor, state: dict, opts: tuple, s1: np.ndarray, s2: np.ndarray):
+        lr, lr_decay, eps, wd, maximize = opts
+        step = _step_tensor(state)
+        g = self._grad_of(p, maximize, wd, s2)
+        clr = lr / (1 + (step - 1) * lr_decay)
+        acc = state["sum"]._data
+        np.multiply(g, g, out=s1)
+        acc += s1
+        np.sqrt(acc, out=s1)
+        s1 += eps
+        np.multiply(g, -clr, out=s2)
+        s2 /= s1
+        p._data += s2

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
-from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
-from .optimizer import Optimizer, _lerp_, _new_step, _run_closure, _step_tensor
+from .optimizer import _adam_moments_, _adam_options, _init_state, _PerParamOptimizer, _step_tensor
 
 __all__ = ["Adam", "AdamW"]
 
@@ -27,7 +26,7 @@ def _check(lr, eps, betas, weight_decay):
         raise ValueError(f"Invalid weight_decay value: {weight_decay}")
 
 
-class Adam(Optimizer):
+class Adam(_PerParamOptimizer):
     """``torch.optim.Adam``: ``p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)``.
 
     Bias correction and the placement of ``eps`` (after the square root) follow PyTorch, so
@@ -75,60 +74,35 @@ class Adam(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def step(self, closure: Callable | None = None):
-        """One Adam update of every parameter that has a gradient."""
-        loss = _run_closure(closure)
-        with no_grad(), np.errstate(all="ignore"):
-            for group in self.param_groups:
-                lr = float(group["lr"])
-                beta1, beta2 = (float(b) for b in group["betas"])
-                eps = float(group["eps"])
-                wd = float(group["weight_decay"])
-                amsgrad = group["amsgrad"]
-                maximize = group["maximize"]
-                decoupled = group.get("decoupled_weight_decay", False)
-                for p in group["params"]:
-                    if p._grad is None:
-                        continue
-                    data = p._data
-                    state = self.state[p]
-                    if len(state) == 0:
-                        state["step"] = _new_step()
-                        state["exp_avg"] = Tensor._make(np.zeros_like(data))
-                        state["exp_avg_sq"] = Tensor._make(np.zeros_like(data))
-                        if amsgrad:
-                            state["max_exp_avg_sq"] = Tensor._make(np.zeros_like(data))
-                    s1, s2 = self._buffers(data)
-                    step = _step_tensor(state)
-                    if wd != 0 and decoupled:
-                        data *= 1.0 - lr * wd
-                        g = self._grad_of(p, maximize, 0.0, s2)
-                    else:
-                        g = self._grad_of(p, maximize, wd, s2)
-                    m = state["exp_avg"]._data
-                    v = state["exp_avg_sq"]._data
-                    _lerp_(m, g, 1.0 - beta1, s1)
-                    v *= beta2
-                    np.multiply(g, 1.0 - beta2, out=s1)
-                    s1 *= g
-                    v += s1
-                    bias_correction1 = 1.0 - beta1**step
-                    bias_correction2 = 1.0 - beta2**step
-                    step_size = lr / bias_correction1
-                    bc2_sqrt = math.sqrt(bias_correction2)
-                    if amsgrad:
-                        vmax = state["max_exp_avg_sq"]._data
-                        np.maximum(vmax, v, out=vmax)
-                        np.sqrt(vmax, out=s1)
-                    else:
-                        np.sqrt(v, out=s1)
-                    s1 /= bc2_sqrt
-                    s1 += eps
-                    np.multiply(m, -step_size, out=s2)
-                    s2 /= s1
-                    data += s2
-                    p._bump()
-        return loss
+    def _options(self, group: dict) -> tuple:
+        return (*_adam_options(group), group["amsgrad"])
+
+    def _init_param_state(self, state: dict, data: np.ndarray, group: dict) -> None:
+        amsgrad = ("max_exp_avg_sq",) if group["amsgrad"] else ()
+        _init_state(state, data, "exp_avg", "exp_avg_sq", *amsgrad)
+
+    def _update(self, p: Tensor, state: dict, opts: tuple, s1: np.ndarray, s2: np.ndarray):
+        lr, beta1, beta2, eps, wd, decoupled, maximize, amsgrad = opts
+        step = _step_tensor(state)
+        g = self._decayed_grad(p, lr, wd, decoupled, maximize, s2)
+        m = state["exp_avg"]._data
+        v = state["exp_avg_sq"]._data
+        _adam_moments_(m, v, g, beta1, beta2, s1)
+        bias_correction1 = 1.0 - beta1**step
+        bias_correction2 = 1.0 - beta2**step
+        step_size = lr / bias_correction1
+        bc2_sqrt = math.sqrt(bias_correction2)
+        if amsgrad:
+            vmax = state["max_exp_avg_sq"]._data
+            np.maximum(vmax, v, out=vmax)
+            np.sqrt(vmax, out=s1)
+        else:
+            np.sqrt(v, out=s1)
+        s1 /= bc2_sqrt
+        s1 += eps
+        np.multiply(m, -step_size, out=s2)
+        s2 /= s1
+        p._data += s2
 
 
 class AdamW(Adam):

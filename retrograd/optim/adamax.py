@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
-from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 from .adam import _check
-from .optimizer import Optimizer, _lerp_, _new_step, _run_closure, _step_tensor
+from .optimizer import _adam_options, _init_state, _lerp_, _PerParamOptimizer, _step_tensor
 
 __all__ = ["Adamax"]
 
 
-class Adamax(Optimizer):
+class Adamax(_PerParamOptimizer):
     """``torch.optim.Adamax``: ``u = max(beta2*u, |g| + eps)``; ``p -= lr/(1-b1^t) * m / u``.
 
     >>> import retrograd as rg
@@ -50,35 +49,23 @@ class Adamax(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def step(self, closure: Callable | None = None):
-        """One Adamax update of every parameter that has a gradient."""
-        loss = _run_closure(closure)
-        with no_grad(), np.errstate(all="ignore"):
-            for group in self.param_groups:
-                lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
-                beta1, beta2 = (float(b) for b in group["betas"])
-                maximize = group["maximize"]
-                for p in group["params"]:
-                    if p._grad is None:
-                        continue
-                    data = p._data
-                    state = self.state[p]
-                    if len(state) == 0:
-                        state["step"] = _new_step()
-                        state["exp_avg"] = Tensor._make(np.zeros_like(data))
-                        state["exp_inf"] = Tensor._make(np.zeros_like(data))
-                    s1, s2 = self._buffers(data)
-                    step = _step_tensor(state)
-                    g = self._grad_of(p, maximize, wd, s2)
-                    m, u = state["exp_avg"]._data, state["exp_inf"]._data
-                    _lerp_(m, g, 1.0 - beta1, s1)
-                    u *= beta2
-                    np.abs(g, out=s1)
-                    s1 += eps
-                    np.maximum(u, s1, out=u)
-                    clr = lr / (1 - beta1**step)
-                    np.multiply(m, -clr, out=s1)
-                    s1 /= u
-                    data += s1
-                    p._bump()
-        return loss
+    def _options(self, group: dict) -> tuple:
+        return _adam_options(group)  # Adamax has no decoupled weight decay: always False
+
+    def _init_param_state(self, state: dict, data: np.ndarray, group: dict) -> None:
+        _init_state(state, data, "exp_avg", "exp_inf")
+
+    def _update(self, p: Tensor, state: dict, opts: tuple, s1: np.ndarray, s2: np.ndarray):
+        lr, beta1, beta2, eps, wd, _, maximize = opts
+        step = _step_tensor(state)
+        g = self._grad_of(p, maximize, wd, s2)
+        m, u = state["exp_avg"]._data, state["exp_inf"]._data
+        _lerp_(m, g, 1.0 - beta1, s1)
+        u *= beta2
+        np.abs(g, out=s1)
+        s1 += eps
+        np.maximum(u, s1, out=u)
+        clr = lr / (1 - beta1**step)
+        np.multiply(m, -clr, out=s1)
+        s1 /= u
+        p._data += s1

@@ -337,6 +337,16 @@ class Optimizer:
             if p._grad is not None:
                 yield p
 
+    def _decayed_grad(
+        self, p: Tensor, lr: float, wd: float, decoupled: bool, maximize: bool, buf: np.ndarray
+    ) -> np.ndarray:
+        """``_grad_of`` for optimizers with a ``decoupled_weight_decay`` option: decoupled
+        decay shrinks the weights by ``1 - lr * wd`` first and leaves the gradient alone."""
+        if wd != 0 and decoupled:
+            p._data *= 1.0 - lr * wd
+            return self._grad_of(p, maximize, 0.0, buf)
+        return self._grad_of(p, maximize, wd, buf)
+
     def __getstate__(self):
         d = self.__dict__.copy()
         d["_scratch"] = {}
@@ -353,6 +363,36 @@ class Optimizer:
         return "\n".join(lines)
 
 
+class _PerParamOptimizer(Optimizer):
+    """Base of the optimizers whose update treats each parameter on its own. ``step`` runs
+    the closure, reads each group's options once (``_options``), creates a parameter's state
+    on first use (``_init_param_state``) and applies ``_update`` in place under ``no_grad``
+    with two scratch arrays shaped like the parameter."""
+
+    def _options(self, group: dict) -> tuple:
+        raise NotImplementedError
+
+    def _init_param_state(self, state: dict, data: np.ndarray, group: dict) -> None:
+        raise NotImplementedError
+
+    def _update(self, p: Tensor, state: dict, opts: tuple, s1: np.ndarray, s2: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def step(self, closure: Callable | None = None):
+        """One update of every parameter that has a gradient; returns ``closure()`` if given."""
+        loss = _run_closure(closure)
+        with no_grad(), np.errstate(all="ignore"):
+            for group in self.param_groups:
+                opts = self._options(group)
+                for p in self._params_with_grad(group):
+                    state = self.state[p]
+                    if len(state) == 0:
+                        self._init_param_state(state, p._data, group)
+                    self._update(p, state, opts, *self._buffers(p._data))
+                    p._bump()
+        return loss
+
+
 def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, buf: np.ndarray) -> None:
     """``start.lerp_(end, weight)`` with PyTorch's two formulas (stable on both halves)."""
     np.subtract(end, start, out=buf)
@@ -362,6 +402,40 @@ def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, buf: np.ndarray) -
     else:
         buf *= weight - 1.0
         np.add(end, buf, out=start)
+
+
+def _adam_options(group: dict) -> tuple:
+    """The options Adam-like optimizers share, read once per group:
+    ``(lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)``."""
+    beta1, beta2 = (float(b) for b in group["betas"])
+    lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+    return lr, beta1, beta2, eps, wd, group.get("decoupled_weight_decay", False), group["maximize"]
+
+
+def _ema_sq_(avg: np.ndarray, g: np.ndarray, beta: float, buf: np.ndarray) -> None:
+    """``avg.mul_(beta).addcmul_(g, g, value=1 - beta)`` in place (``buf`` is scratch)."""
+    avg *= beta
+    np.multiply(g, 1.0 - beta, out=buf)
+    buf *= g
+    avg += buf
+
+
+def _adam_moments_(
+    m: np.ndarray, v: np.ndarray, g: np.ndarray, beta1: float, beta2: float, buf: np.ndarray
+) -> None:
+    """Adam's first and second moment updates, in place: ``m`` lerps towards ``g`` and ``v``
+    is the running mean of ``g**2``."""
+    _lerp_(m, g, 1.0 - beta1, buf)
+    _ema_sq_(v, g, beta2, buf)
+
+
+def _init_state(state: dict, like: np.ndarray, *names: str, **scalars: Tensor) -> None:
+    """First-step state: a float32 ``step``, then ``scalars``, then zero buffers ``names``
+    shaped like the parameter (PyTorch's key order)."""
+    state["step"] = _new_step()
+    state.update(scalars)
+    for name in names:
+        state[name] = Tensor._make(np.zeros_like(like))
 
 
 def _step_tensor(state: dict) -> float:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
-from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
-from .optimizer import Optimizer, _lerp_, _new_step, _run_closure, _step_tensor
+from .optimizer import _ema_sq_, _init_state, _lerp_, _PerParamOptimizer, _step_tensor
 
 __all__ = ["RMSprop"]
 
 
-class RMSprop(Optimizer):
+class RMSprop(_PerParamOptimizer):
     """``torch.optim.RMSprop``: ``v = alpha*v + (1-alpha)*g^2``; ``p -= lr * g / (sqrt(v) + eps)``
     (``centered`` subtracts the squared running mean of ``g`` inside the root; ``momentum``
     keeps a buffer of the scaled steps).
@@ -63,54 +62,41 @@ class RMSprop(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def step(self, closure: Callable | None = None):
-        """One RMSprop update of every parameter that has a gradient."""
-        loss = _run_closure(closure)
-        with no_grad(), np.errstate(all="ignore"):
-            for group in self.param_groups:
-                lr, alpha, eps = float(group["lr"]), float(group["alpha"]), float(group["eps"])
-                wd, momentum = float(group["weight_decay"]), float(group["momentum"])
-                centered, maximize = group["centered"], group["maximize"]
-                for p in group["params"]:
-                    if p._grad is None:
-                        continue
-                    data = p._data
-                    state = self.state[p]
-                    if len(state) == 0:
-                        state["step"] = _new_step()
-                        state["square_avg"] = Tensor._make(np.zeros_like(data))
-                        if momentum > 0:
-                            state["momentum_buffer"] = Tensor._make(np.zeros_like(data))
-                        if centered:
-                            state["grad_avg"] = Tensor._make(np.zeros_like(data))
-                    s1, s2 = self._buffers(data)
-                    _step_tensor(state)
-                    g = self._grad_of(p, maximize, wd, s2)
-                    sq = state["square_avg"]._data
-                    sq *= alpha
-                    np.multiply(g, 1.0 - alpha, out=s1)
-                    s1 *= g
-                    sq += s1
-                    if centered:
-                        ga = state["grad_avg"]._data
-                        _lerp_(ga, g, 1.0 - alpha, s1)
-                        np.multiply(ga, -1.0, out=s1)
-                        s1 *= ga
-                        s1 += sq
-                        np.sqrt(s1, out=s1)
-                    else:
-                        np.sqrt(sq, out=s1)
-                    s1 += eps
-                    if momentum > 0:
-                        buf = state["momentum_buffer"]._data
-                        buf *= momentum
-                        np.divide(g, s1, out=s1)
-                        buf += s1
-                        np.multiply(buf, -lr, out=s1)
-                        data += s1
-                    else:
-                        np.multiply(g, -lr, out=s2)
-                        s2 /= s1
-                        data += s2
-                    p._bump()
-        return loss
+    def _options(self, group: dict) -> tuple:
+        lr, alpha, eps = float(group["lr"]), float(group["alpha"]), float(group["eps"])
+        wd, momentum = float(group["weight_decay"]), float(group["momentum"])
+        return lr, alpha, eps, wd, momentum, group["centered"], group["maximize"]
+
+    def _init_param_state(self, state: dict, data: np.ndarray, group: dict) -> None:
+        momentum = ("momentum_buffer",) if float(group["momentum"]) > 0 else ()
+        centered = ("grad_avg",) if group["centered"] else ()
+        _init_state(state, data, "square_avg", *momentum, *centered)
+
+    def _update(self, p: Tensor, state: dict, opts: tuple, s1: np.ndarray, s2: np.ndarray):
+        lr, alpha, eps, wd, momentum, centered, maximize = opts
+        data = p._data
+        _step_tensor(state)
+        g = self._grad_of(p, maximize, wd, s2)
+        sq = state["square_avg"]._data
+        _ema_sq_(sq, g, alpha, s1)
+        if centered:
+            ga = state["grad_avg"]._data
+            _lerp_(ga, g, 1.0 - alpha, s1)
+            np.multiply(ga, -1.0, out=s1)
+            s1 *= ga
+            s1 += sq
+            np.sqrt(s1, out=s1)
+        else:
+            np.sqrt(sq, out=s1)
+        s1 += eps
+        if momentum > 0:
+            buf = state["momentum_buffer"]._data
+            buf *= momentum
+            np.divide(g, s1, out=s1)
+            buf += s1
+            np.multiply(buf, -lr, out=s1)
+            data += s1
+        else:
+            np.multiply(g, -lr, out=s2)
+            s2 /= s1
+            data += s2

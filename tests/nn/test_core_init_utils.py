@@ -104,6 +104,9 @@ def test_deterministic_init_and_generator():
 
 def test_default_layer_init_matches_torch_statistics(torch):
     """Distribution of default weights: same bounds and std as PyTorch over big layers."""
+    # torch's generator must be seeded too: the 300-entry Linear bias leaves the 5% std
+    # check failing on ~15% of unseeded runs
+    torch.manual_seed(0)
     cases = [
         (rg.nn.Linear(400, 300), torch.nn.Linear(400, 300)),
         (rg.nn.Bilinear(20, 10, 2000), torch.nn.Bilinear(20, 10, 2000)),

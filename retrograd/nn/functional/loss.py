@@ -50,7 +50,10 @@ def _legacy(size_average, reduce, reduction):
     return "mean" if size_average else "sum"
 
 
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
+def _reduce(loss: Tensor, reduction: str, weight=None) -> Tensor:
+    """``loss`` (times the elementwise ``weight``, if any) reduced as ``reduction`` says."""
+    if weight is not None:
+        loss = loss * weight
     if reduction == "mean":
         if loss._data.size == 0:  # mean over no elements is nan (PyTorch), without a warning
             return loss.sum() * float("nan")
@@ -263,9 +266,7 @@ def mse_loss(
     _check_same_size(input, target, "mse_loss")
     d = input - target
     loss = d * d
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    return _reduce(loss, reduction, weight)
 
 
 def l1_loss(
@@ -281,9 +282,7 @@ def l1_loss(
     target = _t(target, input)
     _check_same_size(input, target, "l1_loss")
     loss = (input - target).abs()
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    return _reduce(loss, reduction, weight)
 
 
 def smooth_l1_loss(
@@ -317,9 +316,7 @@ def huber_loss(
     d = input - target
     a = d.abs()
     loss = E.where(a < delta, d * d * 0.5, (a - 0.5 * delta) * delta)
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    return _reduce(loss, reduction, weight)
 
 
 # --- binary --------------------------------------------------------------------------------------
@@ -351,9 +348,7 @@ def binary_cross_entropy(
     if p.size and (np.nanmin(p) < 0 or np.nanmax(p) > 1):
         raise RuntimeError("all elements of input should be between 0 and 1")
     loss = apply(BinaryCrossEntropy, (input, target.to(input.dtype)))
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    return _reduce(loss, reduction, weight)
 
 
 def binary_cross_entropy_with_logits(
@@ -382,9 +377,7 @@ def binary_cross_entropy_with_logits(
     if pos_weight is not None:
         pw = np.broadcast_to(pos_weight._data.astype(input._data.dtype), input._data.shape)
     loss = apply(BCEWithLogits, (input, target.to(input.dtype)), {"pw": pw})
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    return _reduce(loss, reduction, weight)
 
 
 # --- distributions ----------------------------------------------------------------------------

@@ -178,16 +178,13 @@ def _activation(name):
     raise RuntimeError(f"activation should be relu/gelu, not {name}")
 
 
-class TransformerEncoderLayer(Module):
-    """Self-attention + feed-forward block (post-norm by default, pre-norm with
-    ``norm_first=True``), PyTorch's submodule names and defaults.
+class _TransformerLayer(Module):
+    """What encoder and decoder layers share: their submodules (built in PyTorch's
+    registration order, so parameters, state dicts and random init match) and the
+    attention and feed-forward blocks."""
 
-    >>> import retrograd as rg
-    >>> layer = rg.nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16,
-    ...                                       batch_first=True)
-    >>> layer(rg.randn(3, 5, 8)).shape
-    retrograd.Size([3, 5, 8])
-    """
+    _cross_attention = False  # decoder layers also attend over the encoder's memory
+    _ff_dropout = "dropout2"  # name of the dropout after the feed-forward block
 
     def __init__(
         self,
@@ -204,20 +201,59 @@ class TransformerEncoderLayer(Module):
         dtype=None,
     ):
         super().__init__()
-        self.self_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
-        )
+        cross_attention = self._cross_attention
+
+        def attention():
+            return MultiheadAttention(
+                d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
+            )
+
+        self.self_attn = attention()
+        if cross_attention:
+            self.multihead_attn = attention()
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
         self.dropout = Dropout(dropout)
         self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
         self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        if isinstance(activation, str):
-            activation = _activation(activation)
-        self.activation = activation
+        blocks = range(1, 4 if cross_attention else 3)
+        for i in blocks:
+            norm = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
+            setattr(self, f"norm{i}", norm)
+        for i in blocks:
+            setattr(self, f"dropout{i}", Dropout(dropout))
+        self.activation = _activation(activation) if isinstance(activation, str) else activation
+
+    @staticmethod
+    def _attend(attn, x, kv, attn_mask, key_padding_mask, is_causal):
+        return attn(
+            x,
+            kv,
+            kv,
+            attn_mask=attn_mask,
+            key_padding_mask=key_padding_mask,
+            need_weights=False,
+            is_causal=is_causal,
+        )[0]
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
+        x = self._attend(self.self_attn, x, x, attn_mask, key_padding_mask, is_causal)
+        return self.dropout1(x)
+
+    def _ff_block(self, x):
+        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
+        return getattr(self, self._ff_dropout)(x)
+
+
+class TransformerEncoderLayer(_TransformerLayer):
+    """Self-attention + feed-forward block (post-norm by default, pre-norm with
+    ``norm_first=True``), PyTorch's submodule names and defaults.
+
+    >>> import retrograd as rg
+    >>> layer = rg.nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16,
+    ...                                       batch_first=True)
+    >>> layer(rg.randn(3, 5, 8)).shape
+    retrograd.Size([3, 5, 8])
+    """
 
     def forward(
         self, src: Tensor, src_mask=None, src_key_padding_mask=None, is_causal: bool = False
@@ -230,22 +266,6 @@ class TransformerEncoderLayer(Module):
             x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
             x = self.norm2(x + self._ff_block(x))
         return x
-
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self.self_attn(
-            x,
-            x,
-            x,
-            attn_mask=attn_mask,
-            key_padding_mask=key_padding_mask,
-            need_weights=False,
-            is_causal=is_causal,
-        )[0]
-        return self.dropout1(x)
-
-    def _ff_block(self, x):
-        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
-        return self.dropout2(x)
 
 
 def _pad_bool(kpm: Tensor) -> np.ndarray:
@@ -342,7 +362,7 @@ class TransformerEncoder(Module):
         return True
 
 
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_TransformerLayer):
     """Self-attention, cross-attention over ``memory``, then feed-forward (post-norm by
     default), with PyTorch's submodule names (``self_attn``, ``multihead_attn``,
     ``linear1/2``, ``norm1/2/3``, ``dropout1/2/3``).
@@ -353,38 +373,9 @@ class TransformerDecoderLayer(Module):
     retrograd.Size([3, 4, 8])
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation=relu,
-        layer_norm_eps: float = 1e-5,
-        batch_first: bool = False,
-        norm_first: bool = False,
-        bias: bool = True,
-        device=None,
-        dtype=None,
-    ):
-        super().__init__()
-        self.self_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
-        )
-        self.multihead_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
-        )
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.activation = _activation(activation) if isinstance(activation, str) else activation
+    _ff_dropout = "dropout3"
+
+    _cross_attention = True
 
     def forward(
         self,
@@ -413,33 +404,9 @@ class TransformerDecoderLayer(Module):
             x = self.norm3(x + self._ff_block(x))
         return x
 
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self.self_attn(
-            x,
-            x,
-            x,
-            attn_mask=attn_mask,
-            key_padding_mask=key_padding_mask,
-            is_causal=is_causal,
-            need_weights=False,
-        )[0]
-        return self.dropout1(x)
-
     def _mha_block(self, x, mem, attn_mask, key_padding_mask, is_causal):
-        x = self.multihead_attn(
-            x,
-            mem,
-            mem,
-            attn_mask=attn_mask,
-            key_padding_mask=key_padding_mask,
-            is_causal=is_causal,
-            need_weights=False,
-        )[0]
+        x = self._attend(self.multihead_attn, x, mem, attn_mask, key_padding_mask, is_causal)
         return self.dropout2(x)
-
-    def _ff_block(self, x):
-        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
-        return self.dropout3(x)
 
 
 class TransformerDecoder(Module):

@@ -167,7 +167,11 @@ class KLDivLoss(_Loss):
         return FL.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
 
 
-class CosineEmbeddingLoss(_Loss):
+class _PairMarginLoss(_Loss):
+    """A margin loss over two inputs and a ``target`` of +-1, computed by ``FL.<_fn>``."""
+
+    _fn = ""
+
     def __init__(
         self, margin: float = 0.0, size_average=None, reduce=None, reduction: str = "mean"
     ):
@@ -175,9 +179,13 @@ class CosineEmbeddingLoss(_Loss):
         self.margin = margin
 
     def forward(self, input1, input2, target):
-        return FL.cosine_embedding_loss(
+        return getattr(FL, self._fn)(
             input1, input2, target, margin=self.margin, reduction=self.reduction
         )
+
+
+class CosineEmbeddingLoss(_PairMarginLoss):
+    _fn = "cosine_embedding_loss"
 
 
 class GaussianNLLLoss(_Loss):
@@ -192,17 +200,8 @@ class GaussianNLLLoss(_Loss):
         )
 
 
-class MarginRankingLoss(_Loss):
-    def __init__(
-        self, margin: float = 0.0, size_average=None, reduce=None, reduction: str = "mean"
-    ):
-        super().__init__(size_average, reduce, reduction)
-        self.margin = margin
-
-    def forward(self, input1, input2, target):
-        return FL.margin_ranking_loss(
-            input1, input2, target, margin=self.margin, reduction=self.reduction
-        )
+class MarginRankingLoss(_PairMarginLoss):
+    _fn = "margin_ranking_loss"
 
 
 class SoftMarginLoss(_Loss):

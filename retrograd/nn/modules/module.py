@@ -220,6 +220,43 @@ class Module:
             raise AttributeError(f"{mod._get_name()} has no parameter `{name}`")
         return mod._parameters[name]
 
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at dotted path ``target`` (e.g. ``"0.running_mean"``)."""
+        mod_path, _, name = target.rpartition(".")
+        mod = self.get_submodule(mod_path)
+        if name not in mod._buffers:
+            raise AttributeError(f"{mod._get_name()} has no buffer `{name}`")
+        return mod._buffers[name]
+
+    def set_submodule(self, target: str, module: Module, strict: bool = False) -> None:
+        """Put ``module`` at dotted path ``target``; with ``strict`` the attribute must
+        already exist.
+
+        >>> import retrograd as rg
+        >>> net = rg.nn.Sequential(rg.nn.Linear(2, 2), rg.nn.ReLU())
+        >>> net.set_submodule("1", rg.nn.Tanh())
+        >>> net
+        Sequential(
+          (0): Linear(in_features=2, out_features=2, bias=True)
+          (1): Tanh()
+        )
+        """
+        if not target:
+            raise ValueError("Cannot set the submodule without a target name!")
+        if not isinstance(module, Module):
+            raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
+        parent_path, _, name = target.rpartition(".")
+        parent = self.get_submodule(parent_path)
+        if strict and name not in parent._modules:
+            raise AttributeError(f"{parent._get_name()} has no attribute `{name}`")
+        if name in parent.__dict__ or name in parent._parameters or name in parent._buffers:
+            raise AttributeError(f"`{name}` is not an nn.Module")
+        setattr(parent, name, module)
+
+    def share_memory(self) -> Module:
+        """No-op (the arrays live in this process's memory); returns ``self``."""
+        return self
+
     # --- traversal -------------------------------------------------------------------
     def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
         stack = [(prefix, self)]
@@ -238,8 +275,8 @@ class Module:
             ]
             stack.extend(reversed(children))
 
-    def modules(self):
-        for _, m in self.named_modules():
+    def modules(self, remove_duplicate: bool = True):
+        for _, m in self.named_modules(remove_duplicate=remove_duplicate):
             yield m
 
     def named_children(self):
@@ -488,7 +525,9 @@ class Module:
             self._backward_hooks.move_to_end(h.id, last=False)
         return h
 
-    register_backward_hook = register_full_backward_hook
+    def register_backward_hook(self, hook):
+        """The older name of :meth:`register_full_backward_hook` (same behaviour here)."""
+        return self.register_full_backward_hook(hook)
 
     # --- repr --------------------------------------------------------------------------
     def extra_repr(self) -> str:

@@ -30,6 +30,8 @@ def _single(v):
 
 
 class _MaxPoolNd(Module):
+    _fn = ""  # the nn.functional.pooling function this layer calls
+
     def __init__(
         self,
         kernel_size,
@@ -53,6 +55,17 @@ class _MaxPoolNd(Module):
             f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
         )
 
+    def forward(self, input: Tensor):
+        return getattr(Fp, self._fn)(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            ceil_mode=self.ceil_mode,
+            return_indices=self.return_indices,
+        )
+
 
 class MaxPool2d(_MaxPoolNd):
     """2-D max pooling (``stride`` defaults to ``kernel_size``).
@@ -62,16 +75,7 @@ class MaxPool2d(_MaxPoolNd):
     retrograd.Size([1, 3, 4, 4])
     """
 
-    def forward(self, input: Tensor):
-        return Fp.max_pool2d(
-            input,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.dilation,
-            ceil_mode=self.ceil_mode,
-            return_indices=self.return_indices,
-        )
+    _fn = "max_pool2d"
 
 
 class MaxPool1d(_MaxPoolNd):
@@ -82,25 +86,46 @@ class MaxPool1d(_MaxPoolNd):
     retrograd.Size([1, 3, 4])
     """
 
-    def forward(self, input: Tensor):
-        return Fp.max_pool1d(
+    _fn = "max_pool1d"
+
+
+class _AvgPoolNd(Module):
+    _fn = ""  # the nn.functional.pooling function this layer calls
+    _extra: tuple = ()  # attributes passed after count_include_pad
+
+    def __init__(self, kernel_size, stride, padding, ceil_mode: bool, count_include_pad: bool):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+
+    def forward(self, input: Tensor) -> Tensor:
+        return getattr(Fp, self._fn)(
             input,
             self.kernel_size,
             self.stride,
             self.padding,
-            self.dilation,
-            ceil_mode=self.ceil_mode,
-            return_indices=self.return_indices,
+            self.ceil_mode,
+            self.count_include_pad,
+            *(getattr(self, name) for name in self._extra),
         )
 
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
-class AvgPool2d(Module):
+
+class AvgPool2d(_AvgPoolNd):
     """2-D average pooling.
 
     >>> import retrograd as rg
     >>> rg.nn.AvgPool2d(2)(rg.ones(1, 3, 8, 8)).shape
     retrograd.Size([1, 3, 4, 4])
     """
+
+    _fn = "avg_pool2d"
+    _extra = ("divisor_override",)
 
     def __init__(
         self,
@@ -111,36 +136,20 @@ class AvgPool2d(Module):
         count_include_pad: bool = True,
         divisor_override=None,
     ):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding = padding
-        self.ceil_mode = ceil_mode
-        self.count_include_pad = count_include_pad
+        stride = stride if stride is not None else kernel_size
+        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
         self.divisor_override = divisor_override
 
-    def forward(self, input: Tensor) -> Tensor:
-        return Fp.avg_pool2d(
-            input,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.ceil_mode,
-            self.count_include_pad,
-            self.divisor_override,
-        )
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-
-class AvgPool1d(Module):
+class AvgPool1d(_AvgPoolNd):
     """1-D average pooling.
 
     >>> import retrograd as rg
     >>> rg.nn.AvgPool1d(2)(rg.ones(1, 3, 8)).shape
     retrograd.Size([1, 3, 4])
     """
+
+    _fn = "avg_pool1d"
 
     def __init__(
         self,
@@ -150,26 +159,14 @@ class AvgPool1d(Module):
         ceil_mode: bool = False,
         count_include_pad: bool = True,
     ):
-        super().__init__()
         # stored as 1-tuples, as PyTorch's AvgPool1d does
-        self.kernel_size = _single(kernel_size)
-        self.stride = _single(stride if stride is not None else kernel_size)
-        self.padding = _single(padding)
-        self.ceil_mode = ceil_mode
-        self.count_include_pad = count_include_pad
-
-    def forward(self, input: Tensor) -> Tensor:
-        return Fp.avg_pool1d(
-            input,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.ceil_mode,
-            self.count_include_pad,
+        super().__init__(
+            _single(kernel_size),
+            _single(stride if stride is not None else kernel_size),
+            _single(padding),
+            ceil_mode,
+            count_include_pad,
         )
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class _AdaptiveNd(Module):
