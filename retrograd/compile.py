@@ -3,7 +3,8 @@
 The first two calls run ``step_fn`` eagerly under a tracer that records every primitive op
 (its Node class, params and which arrays it consumed), the backward pass (the engine's order
 of vjps and where each gradient lands), and the opaque calls that are replayed as calls
-(``Optimizer.step``/``zero_grad``, ``Module.zero_grad``, ``LRScheduler.step``). If both traces
+(``Optimizer.step``/``zero_grad``, ``Module.zero_grad``, ``LRScheduler.step``,
+``nn.utils.clip_grad_norm_``/``clip_grad_value_``). If both traces
 agree, later calls replay the plan: each op's NumPy ``forward`` on the current arrays (no
 Tensor wrappers, type promotion, broadcasting checks, module ``__call__`` or graph edges), the
 recorded vjps in the engine's order with the engine's accumulation and ``.grad`` storing rules
