@@ -37,6 +37,8 @@ def to_torch(torch, t, requires_grad=None):
     """A torch tensor holding a copy of a retrograd tensor (or array)."""
     arr = t.detach().numpy() if isinstance(t, rg.Tensor) else np.asarray(t)
     out = torch.from_numpy(np.array(arr, copy=True))
-    if requires_grad if requires_grad is not None else (isinstance(t, rg.Tensor) and t.requires_grad):
+    if requires_grad is None:
+        requires_grad = isinstance(t, rg.Tensor) and t.requires_grad
+    if requires_grad:
         out.requires_grad_(True)
     return out
