@@ -401,12 +401,25 @@ def plot(results: dict[str, Any], path: str | Path, target: float | None = 1.95)
                     label=f"{label}: val (final {vl[-1]:.4f})")
     if target is not None:
         ax.axhline(target, color="gray", ls="--", lw=0.8, label=f"target {target}")
+    # zoom on the last validation points, where a gap between the runs would show
+    tail = [(key, r["val"][-3:]) for key in styles if (r := results.get(key)) and r.get("val")]
+    if tail and len(tail[0][1]) >= 2:
+        ins = ax.inset_axes([0.2, 0.47, 0.3, 0.38])
+        for key, pts in tail:
+            _, color, ls, marker, ms = styles[key]
+            vs, vl = zip(*pts)
+            ins.plot(vs, vl, color=color, ls=ls, marker=marker, ms=ms, lw=1.5)
+        if target is not None:
+            ins.axhline(target, color="gray", ls="--", lw=0.8)
+        ins.set_title("val, last evaluations", fontsize=7)
+        ins.tick_params(labelsize=7)
+        ins.grid(alpha=0.3)
     ax.set_xlabel("iteration")
     ax.set_ylabel("cross-entropy (nats/char)")
     ax.set_title("shakespeare-gpt (4 layers, 4 heads, 128 wide, block 64, batch 12)")
     ax.set_ylim(top=min(4.5, ax.get_ylim()[1]))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -457,7 +470,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="also train PyTorch from its own init (torch.manual_seed(seed))")
     p.add_argument("--out", default=str(DEFAULT_JSON), help="JSON of both curves")
     p.add_argument("--plot", default=str(DEFAULT_PLOT), help="PNG of both curves")
+    p.add_argument("--replot", metavar="JSON", default=None,
+                   help="only redraw --plot from a JSON this script wrote")
     args = p.parse_args(argv)
+    if args.replot:
+        plot(json.loads(Path(args.replot).read_text()), args.plot)
+        print(f"wrote {args.plot}")
+        return 0
 
     cfg = preset_config(args.set, args.steps)
     out = Path(args.out)

@@ -287,17 +287,26 @@ def _bind():
         setattr(T, name, getattr(E, name))
     for name in (
         "sum mean nansum nanmean var std prod cumsum cumprod amax amin argmax argmin argsort sort "
-        "topk kthvalue median all any count_nonzero logsumexp softmax log_softmax norm aminmax"
+        "topk kthvalue median all any count_nonzero logsumexp softmax log_softmax aminmax"
     ).split():
         setattr(T, name, getattr(R, name))
     T.max = _max
     T.min = _min
     for name in (
         "reshape view flatten unflatten squeeze unsqueeze permute transpose swapaxes swapdims "
-        "movedim moveaxis t expand expand_as broadcast_to split tensor_split chunk unbind flip "
+        "movedim moveaxis t expand expand_as broadcast_to tensor_split chunk unbind flip "
         "fliplr flipud roll repeat tile repeat_interleave narrow contiguous"
     ).split():
         setattr(T, name, getattr(M, name))
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        return R.norm(self, p, dim, keepdim, dtype=dtype)
+
+    T.norm = norm
+
+    def split(self, split_size, dim=0):
+        return M.split(self, split_size, dim)
+
+    T.split = split
     T.view_as = lambda self, other: M.view(self, *other._data.shape)
     T.reshape_as = lambda self, other: M.reshape(self, *other._data.shape)
     for name in (

@@ -783,10 +783,16 @@ class _Plan:
                     targets.append(("n", self.ops[op_of[e[0]]][3]))
                 else:
                     targets.append(("l", leaf_key(e[0])))
-            order.append((k, s, tuple(targets), tuple(m[1] for m in in_meta)))
+            edges = []
+            for i, (tgt, m) in enumerate(zip(targets, in_meta)):
+                if tgt is not None:
+                    j = tgt[1] if tgt[0] == "n" else self.leaves[tgt[1]][0]
+                    edges.append((i, j, m[1]))
+            rule = self.ops[k][7]
+            order.append((k, s, rule[1] if rule else None, tuple(edges)))
         if [op_of[n] for n in nodes] != [o for o in _t1_order(e1, t1)]:
             raise _Untraceable("the two traced backward passes ran in different orders")
-        leaf_order = tuple(leaf_key(t) for t in leaves)
+        leaf_order = tuple((self.leaves[j][0], j) for j in map(leaf_key, leaves))
         if len(set(leaf_order)) != len(leaf_order):
             raise _Untraceable("a leaf was stored twice in one backward")
         for g in seeds:
@@ -913,49 +919,39 @@ class _Plan:
             g = np.array(g)
             run.given.add(_engine._owner(g))
             gbuf[s] = g if gbuf[s] is None else gbuf[s] + g
-        leaf_g = [None] * len(leaf_t)
         prev = STATE.enabled
         STATE.enabled = False
         try:
-            for k, s, targets, dts in order:
+            for k, s, vjp, edges in order:
                 g = gbuf[s]
                 if g is None:
                     continue
                 gbuf[s] = None
-                op = ops[k]
-                rule = op[7]
-                if rule is not None:
-                    res = rule[1](g, [vals[j] for j in op[1]], vals[s], ctxs[k], op[4][0])
+                if vjp is not None:
+                    op = ops[k]
+                    res = vjp(g, [vals[j] for j in op[1]], vals[s], ctxs[k], op[4][0])
                 else:
                     res = ctxs[k].backward(_make(g))
                     if type(res) is not tuple:
                         res = tuple(res) if isinstance(res, list) else (res,)
-                for i, gi in enumerate(res):
-                    tgt = targets[i]
-                    if gi is None or tgt is None:
+                for i, j, dt in edges:
+                    a = res[i]
+                    if a is None:
                         continue
-                    dt = dts[i]
-                    if isinstance(gi, Tensor):
-                        a = gi._data
-                    else:
-                        a = gi if type(gi) is np.ndarray else np.asarray(gi, dtype=dt)
-                    if a.dtype != dt:
+                    if type(a) is not np.ndarray:
+                        a = a._data if isinstance(a, Tensor) else np.asarray(a, dtype=dt)
+                    if a.dtype is not dt and a.dtype != dt:
                         if dt.kind != "f":
                             continue
                         a = _make(a).to(dt)._data
-                    j = tgt[1]
-                    if tgt[0] == "n":
-                        cur = gbuf[j]
-                        gbuf[j] = a if cur is None else cur + a
-                    else:
-                        cur = leaf_g[j]
-                        leaf_g[j] = a if cur is None else cur + a
+                    cur = gbuf[j]
+                    gbuf[j] = a if cur is None else cur + a
             given = run.given
-            for j in leaf_order:
-                a = leaf_g[j]
+            for j, li in leaf_order:
+                a = gbuf[j]
                 if a is None:
                     continue
-                t = leaf_t[j]
+                t = leaf_t[li]
                 if t._grad is None:  # the engine's _Run.own + store, inlined
                     key = _engine._owner(a)
                     fl = a.flags

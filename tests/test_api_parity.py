@@ -350,8 +350,6 @@ SIG_CASES += _shared_pairs({c[0] for c in SIG_CASES})
 # Known differences in areas other helpers are still editing: reported, not hidden. Each
 # entry's reason names the difference (not strict: a concurrent fix must not turn CI red).
 KNOWN = {
-    "norm": "retrograd/ops (rg.norm) lacks torch.norm's out=None parameter",
-    "split": "retrograd/ops (rg.split) names its first parameter input; torch.split's is tensor",
     "einsum": "retrograd/ops (rg.einsum) has a named equation parameter; torch.einsum(*args)",
 }
 
@@ -384,10 +382,7 @@ def _tensor_method_cases():
 
 
 TENSOR_METHOD_CASES = _tensor_method_cases()
-TENSOR_KNOWN = {
-    "Tensor.split": "retrograd/_methods.py: Tensor.split names its size argument "
-    "split_size_or_sections; torch.Tensor.split's is split_size",
-}
+TENSOR_KNOWN: dict = {}
 
 
 @pytest.mark.parametrize(

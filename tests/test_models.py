@@ -219,8 +219,6 @@ def test_resnet_shapes_shortcuts_and_backward():
 
 
 def test_charrnn_shapes_loss_and_generate():
-    if not hasattr(rg.nn, "LSTM"):
-        pytest.xfail("rg.nn.LSTM is not implemented yet")
     rg.manual_seed(0)
     m = CharRNN(vocab_size=12, embed_dim=8, hidden_size=16, num_layers=2)
     idx, tgt = rg.randint(0, 12, (3, 7)), rg.randint(0, 12, (3, 7))

@@ -70,8 +70,6 @@ def test_presets_cover_the_brief():
 
 @pytest.mark.parametrize("preset", list(SMOKE))
 def test_every_preset_trains_a_few_steps_and_writes_its_run_dir(preset, tmp_path):
-    if preset == "shakespeare-rnn" and not hasattr(rg.nn, "LSTM"):
-        pytest.xfail("rg.nn.LSTM is not implemented yet")
     cfg = config(preset, "train.steps=2", "train.epochs=null", "train.eval_every=1",
                  "train.ckpt_every=1", *SMOKE[preset])
     out = run(cfg, tmp_path / "run")

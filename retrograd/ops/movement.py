@@ -515,10 +515,10 @@ def narrow(input, dim: int, start: int, length: int) -> Tensor:
     return getitem(input, idx)
 
 
-def split(input, split_size_or_sections, dim: int = 0):
+def split(tensor, split_size_or_sections, dim: int = 0):
     """Split into chunks of a given size, or of the given list of sizes."""
-    d = _wrap_dim(dim, input._data.ndim, "split")
-    n = input._data.shape[d]
+    d = _wrap_dim(dim, tensor._data.ndim, "split")
+    n = tensor._data.shape[d]
     if isinstance(split_size_or_sections, int):
         s = split_size_or_sections
         if s <= 0 and n:
@@ -535,7 +535,7 @@ def split(input, split_size_or_sections, dim: int = 0):
             )
     out, start = [], 0
     for s in sizes:
-        out.append(narrow(input, d, start, s))
+        out.append(narrow(tensor, d, start, s))
         start += s
     return tuple(out)
 

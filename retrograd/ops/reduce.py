@@ -118,8 +118,17 @@ def _correction(unbiased, correction):
     return 1 if unbiased else 0
 
 
+def _check_float_var(input, op):
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(
+            f"{op}(): std and var only support floating point and complex dtypes, got "
+            f"{input.dtype.name}"
+        )
+
+
 def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
     """Variance with Bessel's ``correction`` (default 1), as in PyTorch."""
+    _check_float_var(input, "var")
     if isinstance(dim, bool):
         unbiased, dim = dim, None
     c = _correction(unbiased, correction)
@@ -158,6 +167,8 @@ class Std(Node):
 
 
 def std(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
+    """Standard deviation with Bessel's ``correction``; its gradient is 0 where it is 0."""
+    _check_float_var(input, "std")
     if isinstance(dim, bool):
         unbiased, dim = dim, None
     c = _correction(unbiased, correction)
@@ -374,6 +385,8 @@ def aminmax(input, *, dim=None, keepdim=False):
 
 def _arg(input, dim, keepdim, fn, op):
     a = input._data
+    if a.dtype.kind == "b":
+        raise RuntimeError(f'"{op}_cpu" not implemented for \'Bool\'')
     if dim is None:
         if a.size == 0:
             raise RuntimeError(
@@ -637,8 +650,10 @@ def vector_norm(x, ord=2, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
     return where(s == 0, 0.0, safe ** (1.0 / p))
 
 
-def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+def norm(input, p="fro", dim=None, keepdim: bool = False, out=None, dtype=None) -> Tensor:
     """``Tensor.norm``: 'fro' and numbers are vector norms over ``dim``."""
+    if out is not None:
+        raise NotImplementedError("norm(): out= is not supported; use the returned tensor")
     if p == "fro" or p is None:
         p = 2
     if isinstance(p, str):
