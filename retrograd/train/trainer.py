@@ -189,6 +189,12 @@ def new_run_dir(preset: str | None, out: str | None) -> Path:
     """``out`` if given, else ``runs/<preset>-<timestamp>`` (made unique)."""
     if out:
         path = Path(out)
+        if (path / "metrics.jsonl").exists() or (path / "checkpoint.safetensors").exists():
+            # never mix two runs' logs or overwrite a checkpoint by accident
+            raise SystemExit(
+                f"{path} already holds a run; continue it with `--resume {path}` or pass "
+                "another --out directory"
+            )
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = Path("runs") / f"{preset or 'custom'}-{stamp}"
@@ -209,7 +215,7 @@ class MetricsLog:
             keep = [ln for ln in path.read_text().splitlines()
                     if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
             path.write_text("".join(ln + "\n" for ln in keep))
-        self._f = open(path, "a", buffering=1)
+        self._f = open(path, "a" if resume_step is not None else "w", buffering=1)
 
     def log(self, rec: dict[str, Any]) -> None:
         self._f.write(json.dumps(rec) + "\n")
