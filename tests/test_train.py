@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import retrograd as rg
 from retrograd.train import (
     NonFiniteLossError,
     Trainer,
