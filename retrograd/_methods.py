@@ -158,11 +158,6 @@ def random_(rng, shape, low=0, high=None):
     return rng.integers(low, high, shape)
 
 
-def _size_args(fn):
-    def method(self, *shape):
-        return fn(self, *shape)
-
-    return method
 
 
 def _getitem(self, idx):
@@ -222,8 +217,6 @@ def _masked_fill_(self, mask, value):
     return commit(self, lambda t: I.masked_fill(t, mask, value), False, "masked_fill_")
 
 
-def _requires_float(fn):
-    return fn
 
 
 def _bind():
@@ -271,7 +264,6 @@ def _bind():
     T.__imul__ = _inplace(E.mul, "mul_")
     T.__itruediv__ = _inplace(E.div, "div_")
     T.__ipow__ = _inplace(E.pow, "pow_")
-    T.__imatmul__ = None
     T.__ifloordiv__ = _inplace(E.floor_divide, "floor_divide_")
     T.__imod__ = _inplace(E.remainder, "remainder_")
 
@@ -410,8 +402,6 @@ def _bind():
     T.addcdiv = lambda self, t1, t2, *, value=1: E.add(self, E.mul(E.div(t1, t2), value))
     T.nonzero = E.nonzero
     T.argwhere = lambda self: E.nonzero(self)
-    T.numpy_ = None
-    del T.numpy_, T.__imatmul__
 
 
 _bind()

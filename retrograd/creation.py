@@ -206,9 +206,6 @@ def _random_dtype(dtype, op):
     return dt
 
 
-def _random_float(arr, dt):
-    return arr.astype(dt, copy=False)
-
 
 def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform samples in [0, 1)."""

@@ -10,7 +10,6 @@ import numpy as np
 
 from . import _dtype
 from .autograd import node as _node
-from .autograd.grad_mode import STATE
 from .autograd.node import Version
 
 
@@ -456,5 +455,3 @@ from .size import Size as _Size  # noqa: E402  (size imports nothing from here)
 
 _node.Tensor = Tensor
 
-# Tensor subclasses (Parameter) keep Tensor's behaviour; the grad-mode flag is read often.
-_ = STATE

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...autograd.grad_mode import STATE
 from ...ops.nn_ops import layer_norm
 from ...tensor import Tensor
 
@@ -187,5 +186,3 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, o
     n = vector_norm(input, p, dim, keepdim=True)
     return input / n.clamp_min(eps).expand_as(input)
 
-
-_ = STATE

@@ -3,7 +3,6 @@ attribute assignment; state dicts, hooks, train/eval and a nested repr as in PyT
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
 
 import numpy as np
@@ -566,5 +565,3 @@ def _remove_from(d, name, *stores):
             del s[name]
     d.pop(name, None)
 
-
-_ = itertools
