@@ -152,7 +152,10 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
                 g = in_grads[i] if in_grads is not None else None
                 if isinstance(t, Node):
                     if g is not None:
-                        _add(buffers, t, e[1], g)
+                        if t.n_outputs == 1 and t not in buffers:
+                            buffers[t] = [g]  # the common case of _add, inlined
+                        else:
+                            _add(buffers, t, e[1], g)
                     c = deps[t] - 1
                     deps[t] = c
                     if c == 0:

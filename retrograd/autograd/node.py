@@ -131,7 +131,8 @@ class Node:
         self.saved = None
         self.out_data = None
         self.freed = True
-        for name in _array_slots(type(self)):
+        cls = type(self)
+        for name in _SLOTS.get(cls) or _array_slots(cls):
             if isinstance(getattr(self, name, None), np.ndarray):
                 setattr(self, name, None)
 

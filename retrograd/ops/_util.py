@@ -167,3 +167,25 @@ def check_float(t: Tensor, op: str):
 
 
 errstate = np.errstate
+
+try:  # NumPy 2 keeps the float error state in a context variable; setting it directly costs
+    # ~0.1 us against ~1.2 us for entering np.errstate, on ops that run millions of times
+    from numpy._core._ufunc_config import _extobj_contextvar as _EXTOBJ
+
+    with np.errstate(all="ignore"):
+        _SILENT = _EXTOBJ.get()
+except (ImportError, AttributeError):  # pragma: no cover - older NumPy
+    _EXTOBJ = None
+
+
+def silently(fn, *args):
+    """``fn(*args)`` with NumPy's float warnings off: inf and nan propagate silently, as in
+    PyTorch (``detect_anomaly`` is the tool to find where they appear)."""
+    if _EXTOBJ is None:  # pragma: no cover - older NumPy
+        with np.errstate(all="ignore"):
+            return fn(*args)
+    token = _EXTOBJ.set(_SILENT)
+    try:
+        return fn(*args)
+    finally:
+        _EXTOBJ.reset(token)

@@ -13,7 +13,7 @@ import numpy as np
 from ..autograd.grad_mode import STATE
 from ..autograd.node import Node, apply
 from ..tensor import Tensor
-from ._util import as_operand, errstate, prepare
+from ._util import as_operand, errstate, prepare, silently
 
 # --- casting ---------------------------------------------------------------------------
 
@@ -76,13 +76,22 @@ class Mul(Node):
     save_inputs = (0, 1)
 
     def forward(self, a, b):
-        with errstate(invalid="ignore", over="ignore"):  # inf * 0 is nan, silently (torch)
-            return a * b
+        return silently(np.multiply, a, b)  # inf * 0 is nan, silently (torch)
 
     def backward(self, g):
         a, b = self.saved_tensors()
         nxt = self.next  # skip the vjp of an input that needs no grad (e.g. x * 0.5)
+        if not STATE.enabled:  # plain backward: one NumPy product each, no op dispatch
+            gd = g._data
+            ga = _arr(gd * b._data) if nxt[0] is not None else None
+            gb = _arr(gd * a._data) if nxt[1] is not None else None
+            return ga, gb
         return (g * b if nxt[0] is not None else None), (g * a if nxt[1] is not None else None)
+
+
+def _arr(x) -> Tensor:
+    """A Tensor of a NumPy result (0-d products come back as NumPy scalars)."""
+    return Tensor._make(x if type(x) is np.ndarray else np.asarray(x))
 
 
 class Div(Node):
