@@ -166,10 +166,8 @@ def check_float(t: Tensor, op: str):
         raise RuntimeError(f"{op}(): expected a floating point tensor, got {t.dtype.name}")
 
 
-errstate = np.errstate
-
 try:  # NumPy 2 keeps the float error state in a context variable; setting it directly costs
-    # ~0.1 us against ~1.2 us for entering np.errstate, on ops that run millions of times
+    # a fraction of entering np.errstate, on ops that run millions of times
     from numpy._core._ufunc_config import _extobj_contextvar as _EXTOBJ
 
     with np.errstate(all="ignore"):
@@ -178,14 +176,26 @@ except (ImportError, AttributeError):  # pragma: no cover - older NumPy
     _EXTOBJ = None
 
 
-def silently(fn, *args):
-    """``fn(*args)`` with NumPy's float warnings off: inf and nan propagate silently, as in
-    PyTorch (``detect_anomaly`` is the tool to find where they appear)."""
+def gemm_ready(a: np.ndarray) -> np.ndarray:
+    """``a`` in a layout BLAS accepts. NOTE: NumPy cannot hand stride-0 (expanded) operands
+    to BLAS and falls back to a loop ~1000x slower; such operands are common as gradients of
+    sum/mean."""
+    return np.ascontiguousarray(a) if 0 in a.strides else a
+
+
+class _Silent:
+    __slots__ = ("token",)
+
+    def __enter__(self):
+        self.token = _EXTOBJ.set(_SILENT)
+
+    def __exit__(self, *exc):
+        _EXTOBJ.reset(self.token)
+
+
+def errstate(**_kinds):
+    """NumPy's float warnings off inside ops: inf and nan propagate silently, as in PyTorch
+    (``detect_anomaly`` finds where they appear). Every kind is silenced, whatever is named."""
     if _EXTOBJ is None:  # pragma: no cover - older NumPy
-        with np.errstate(all="ignore"):
-            return fn(*args)
-    token = _EXTOBJ.set(_SILENT)
-    try:
-        return fn(*args)
-    finally:
-        _EXTOBJ.reset(token)
+        return np.errstate(all="ignore")
+    return _Silent()

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..autograd.node import Node, apply
 from ..tensor import Tensor
-from ._util import ShapeError, promote, sum_to
+from ._util import ShapeError, gemm_ready, promote, sum_to
 
 
 class MatMul(Node):
@@ -17,13 +17,7 @@ class MatMul(Node):
     save_inputs = (0, 1)
 
     def forward(self, a, b):
-        # NOTE: NumPy cannot hand stride-0 (expanded) operands to BLAS and falls back to a
-        # loop ~1000x slower; such operands are common as gradients of sum/mean.
-        if 0 in a.strides:
-            a = np.ascontiguousarray(a)
-        if 0 in b.strides:
-            b = np.ascontiguousarray(b)
-        return np.matmul(a, b)
+        return np.matmul(gemm_ready(a), gemm_ready(b))
 
     def backward(self, g):
         a, b = self.saved_tensors()

@@ -15,6 +15,7 @@ import numpy as np
 from ..autograd.grad_mode import STATE
 from ..autograd.node import Node, apply
 from ..tensor import Tensor
+from ._util import errstate, gemm_ready
 
 _T = Tensor._make
 
@@ -48,9 +49,7 @@ class Linear(Node):
             gw = (g2.mT @ x2) if nxt[1] is not None else None
             gb = g2.sum(0) if has_b and nxt[2] is not None else None
         else:
-            ga = g._data
-            if 0 in ga.strides:  # expanded grads (after sum/mean) would bypass BLAS
-                ga = np.ascontiguousarray(ga)
+            ga = gemm_ready(g._data)
             g2 = ga.reshape(-1, ga.shape[-1])
             gx = gw = gb = None
             if nxt[0] is not None:
@@ -237,7 +236,7 @@ class CrossEntropy(Node):
         zz = z.astype(np.float32) if z.dtype == np.float16 else z
         m = np.max(zz, axis=1, keepdims=True) if c else np.zeros((n, 1), zz.dtype)
         m = np.where(np.isfinite(m), m, 0).astype(zz.dtype, copy=False)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with errstate():
             logp = zz - m
             logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
         self.logp = logp
@@ -248,7 +247,7 @@ class CrossEntropy(Node):
         wt = (weight[safe_t] if weight is not None else np.ones(n, dt)) * mask
         wt = wt.astype(dt, copy=False)
         self.wt = wt
-        with np.errstate(invalid="ignore"):
+        with errstate():
             picked = (
                 np.take_along_axis(logp, safe_t[:, None], axis=1)[:, 0] if n else np.zeros(0, dt)
             )
@@ -267,7 +266,7 @@ class CrossEntropy(Node):
             return np.asarray(total, dtype=z.dtype)
         denom = wt.sum(dtype=dt)
         self.denom = denom
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with errstate():
             return np.asarray(total / denom, dtype=z.dtype)
 
     def _coefs(self, c, dt):
@@ -406,7 +405,7 @@ class BinaryCrossEntropy(Node):
     save_inputs = (0, 1)
 
     def forward(self, p, y):
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with errstate():
             lp = np.maximum(np.log(p), -100)
             l1p = np.maximum(np.log1p(-p), -100)
         return (-(y * lp + (1 - y) * l1p)).astype(p.dtype, copy=False)
@@ -433,7 +432,7 @@ class BCEWithLogits(Node):
 
     def forward(self, x, y, pw):
         self.pw = pw
-        with np.errstate(over="ignore", invalid="ignore"):
+        with errstate():
             sp = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
             lw = 1 + (pw - 1) * y if pw is not None else 1
             xy = np.where(y == 0, 0, (y if pw is None else pw * y) * x)
