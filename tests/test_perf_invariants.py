@@ -218,3 +218,77 @@ def test_scalar_operand_keeps_float32():
     y.sum().backward()
     assert x.grad.dtype == rg.float32
     assert (2.0 * x).dtype == rg.float32 and (1 - x).dtype == rg.float32
+
+
+# --- per-op fast paths (issue #2's overhead work): each must keep the exact semantics ---
+
+
+def test_shared_scalar_constants_keep_signed_zero_and_nan():
+    x = rg.tensor([-0.0, 1.0, -2.0])
+    # -0.0 + 0.0 is +0.0 but -0.0 + -0.0 is -0.0: the two constants must not be shared
+    assert np.signbit((x + -0.0)._data[0])
+    assert not np.signbit((x + 0.0)._data[0])
+    assert np.isnan((x * float("nan"))._data).all()
+    for _ in range(3):  # found in the cache from the second call on
+        np.testing.assert_array_equal((x * 2.5)._data, np.array([-0.0, 2.5, -5.0], np.float32))
+    assert (x * 2.5).dtype == rg.float32 and (x.double() * 2.5).dtype == rg.float64
+
+
+def test_shared_scalar_constant_cannot_be_changed_by_an_op():
+    x = rg.ones(3)
+    y = x * 3.0
+    x.add_(3.0)
+    x.mul_(3.0)  # in-place ops write into x, never into the shared 0-d operand
+    np.testing.assert_array_equal((rg.ones(2) * 3.0)._data, [3.0, 3.0])
+    np.testing.assert_array_equal(x._data, [12.0, 12.0, 12.0])
+    np.testing.assert_array_equal(y._data, [3.0, 3.0, 3.0])
+
+
+def test_many_distinct_scalars_do_not_grow_the_cache_without_bound():
+    from retrograd.ops import _util
+
+    x = rg.ones(2)
+    for i in range(2000):
+        x * (i + 0.5)
+    assert all(len(c) <= 256 for c in _util._CONSTANTS.values())
+
+
+def test_quiet_ops_warn_nothing_and_propagate_inf_nan():
+    import warnings
+
+    a = rg.tensor([0.0, 1.0, -1.0, 3e38], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = a * float("inf")
+        z = a / 0.0
+        w = (a * 10.0).exp().log()
+        (y.sum() + z.sum() + w.sum()).backward()
+    assert np.isnan(y._data[0]) and np.isinf(z._data[1]) and np.isinf(w._data[3])
+
+
+def test_version_check_without_a_versions_tuple():
+    # a node that saved tensors at version 0 keeps no tuple of versions; a later in-place
+    # write must still be caught, and a write before the save must not be
+    a = rg.ones(3, requires_grad=True)
+    b = a * 1.0
+    c = b * b
+    b.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        c.sum().backward()
+    d = a * 1.0
+    d.mul_(2.0)  # version 1 before the save: fine
+    e = d * d
+    e.sum().backward()
+    np.testing.assert_allclose(a.grad._data, [8.0, 8.0, 8.0])
+
+
+def test_node_defaults_and_freed_flag():
+    a = rg.ones(2, requires_grad=True)
+    y = a * 2.0
+    fn = y.grad_fn
+    assert fn.pre_hooks is None and fn.retained is None and fn.trace is None
+    assert not fn.freed
+    y.sum().backward()
+    assert fn.freed
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.sum().backward()

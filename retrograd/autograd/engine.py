@@ -83,11 +83,12 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
         if fn is not None and fn not in deps:
             deps[fn] = 0
             stack.append(fn)
-    order = []
+    order = [] if inputs is not None else None  # only _needed walks it
     leaf_deps: dict = {}  # edges into each leaf: its grad is stored once all have arrived
     while stack:
         n = stack.pop()
-        order.append(n)
+        if order is not None:
+            order.append(n)
         for e in n.next:
             if e is not None:
                 t = e[0]
@@ -139,17 +140,24 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
                 node.pre_hooks is not None or node.retained is not None or want_nodes is not None
             ):
                 gs = _pre(run, node, gs, want_nodes, capture)
-            if gs is not None:
-                in_grads = _call(node, gs, check_nan)
-                if not retain_graph:
-                    node.release()
-            else:
-                in_grads = None
-            for i, e in enumerate(node.next):
+            if gs is None:  # no gradient reached this node: only count its edges as done
+                for e in node.next:
+                    if e is not None and isinstance(e[0], Node):
+                        t = e[0]
+                        c = deps[t] - 1
+                        deps[t] = c
+                        if c == 0:
+                            ready.append(t)
+                    elif e is not None:
+                        _leaf_arrived(run, e[0], None, leaf_deps, leaf_grads, want_leaves, capture)
+                continue
+            in_grads = _call(node, gs, check_nan)
+            if not retain_graph:
+                node.release()
+            for e, g in zip(node.next, in_grads):
                 if e is None:
                     continue
                 t = e[0]
-                g = in_grads[i] if in_grads is not None else None
                 if isinstance(t, Node):
                     if g is not None:
                         if t.n_outputs == 1 and t not in buffers:
@@ -161,19 +169,7 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
                     if c == 0:
                         ready.append(t)
                 else:
-                    # sum a leaf's contributions first so its hooks see the total, once
-                    # (torch's AccumulateGrad); store it as soon as the last one arrives, so
-                    # post-accumulate hooks (DDP's bucketed all-reduce) fire during backward
-                    key = id(t)
-                    if g is not None:
-                        prev = leaf_grads.get(key)
-                        leaf_grads[key] = g if prev is None else prev + g
-                    left = leaf_deps[key] - 1
-                    leaf_deps[key] = left
-                    if left == 0:
-                        total = leaf_grads.pop(key, None)
-                        if total is not None:
-                            _to_leaf(run, t, total, want_leaves, capture)
+                    _leaf_arrived(run, t, g, leaf_deps, leaf_grads, want_leaves, capture)
     finally:
         quiet.__exit__(None, None, None)
         STATE.anomaly_check_nan = prev_check
@@ -181,6 +177,22 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
     if capture:
         return run.capture
     return None
+
+
+def _leaf_arrived(run, t, g, leaf_deps, leaf_grads, want_leaves, capture):
+    """One edge into leaf ``t`` is done. Its contributions are summed first so that its hooks
+    see the total, once (torch's AccumulateGrad); the total is stored as soon as the last one
+    arrives, so post-accumulate hooks (DDP's bucketed all-reduce) fire during backward."""
+    key = id(t)
+    if g is not None:
+        prev = leaf_grads.get(key)
+        leaf_grads[key] = g if prev is None else prev + g
+    left = leaf_deps[key] - 1
+    leaf_deps[key] = left
+    if left == 0:
+        total = leaf_grads.pop(key, None)
+        if total is not None:
+            _to_leaf(run, t, total, want_leaves, capture)
 
 
 def _needed(order, deps, want_leaves, want_nodes):
@@ -289,6 +301,34 @@ def _call(node, gs, check_nan=False):
             f"function {node.name()} returned an incorrect number of gradients "
             f"(expected {len(meta)}, got {len(out)})"
         )
+    # NOTE: the common case (every gradient a Tensor of its input's shape and dtype) is checked
+    # without building a new tuple; the engine skips the gradients of edges that are None
+    for g, (shape, dt), e in zip(out, meta, node.next):
+        if g is None or e is None:
+            continue
+        if type(g) is not Tensor:
+            out = _conform(node, out, meta)
+            break
+        d = g._data
+        if d.shape != shape or (d.dtype is not dt and d.dtype != dt):
+            out = _conform(node, out, meta)
+            break
+    if check_nan:
+        for g, e in zip(out, node.next):
+            if e is None or g is None:
+                continue
+            if g._data.dtype.kind == "f" and not np.isfinite(g._data).all():
+                raise RuntimeError(
+                    f"Function '{node.name()}' returned nan values in its gradient output "
+                    f"(detect_anomaly). The forward call that created it was:\n{node.trace}"
+                )
+    return out
+
+
+def _conform(node, out, meta):
+    """The vjp's gradients as Tensors of their inputs' dtypes (float), or an error naming the
+    op when a shape is wrong (custom Functions)."""
+    Tensor = _node.Tensor
     nxt = node.next
     res = []
     for i, g in enumerate(out):
@@ -311,14 +351,7 @@ def _call(node, gs, check_nan=False):
                 continue
             g = g.to(dt)
         res.append(g)
-    if check_nan:
-        for g in res:
-            if g is not None and g._data.dtype.kind == "f" and not np.isfinite(g._data).all():
-                raise RuntimeError(
-                    f"Function '{node.name()}' returned nan values in its gradient output "
-                    f"(detect_anomaly). The forward call that created it was:\n{node.trace}"
-                )
-    return res
+    return tuple(res)
 
 
 def _to_leaf(run, t, g, want_leaves, capture):

@@ -20,7 +20,6 @@ class FunctionCtx(Node):
         "materialize_grads",
         "non_differentiable",
         "dirty",
-        "__dict__",
     )
 
     def save_for_backward(self, *tensors):
@@ -133,10 +132,6 @@ class Function:
             (a._data.shape, a._data.dtype) if isinstance(a, Tensor) else ((), np.dtype(np.float32))
             for a in args
         )
-        ctx.freed = False
-        ctx.pre_hooks = None
-        ctx.retained = None
-        ctx.trace = None
         ctx.out_data = None
         if STATE.anomaly:
             from .anomaly import user_frame

@@ -35,20 +35,24 @@ class Node:
     __slots__ = (
         "next",
         "in_meta",
-        "saved",
-        "saved_versions",
+        "saved",  # None once released: the graph was freed
+        "saved_versions",  # None when every saved tensor was at version 0
         "out_data",
         "out_version",
-        "pre_hooks",
-        "retained",
-        "trace",
-        "freed",
         "__weakref__",
+        "__dict__",
     )
+    # rarely set, so class-level defaults: recording a node stores only what every node needs
+    pre_hooks: dict | None = None  # output index -> tensor hooks (register_hook on a non-leaf)
+    retained: dict | None = None  # output index -> weakref of a tensor that retains its grad
+    trace: str | None = None  # the user's source line, under detect_anomaly
     save_inputs: tuple = ()
     save_output: bool = False
     is_view: bool = False
     n_outputs: int = 1
+    # forward runs with NumPy's float warnings off: inf and nan propagate silently, as in
+    # torch (detect_anomaly finds where they appear)
+    quiet: bool = False
 
     def forward(self, *arrays, **params):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -80,8 +84,18 @@ class Node:
         return tuple(out)
 
     # --- saved values ---------------------------------------------------------------
+    @property
+    def freed(self) -> bool:
+        """Whether backward released what this node saved (the graph was freed)."""
+        return self.saved is None
+
+    @freed.setter
+    def freed(self, value: bool):
+        if value:
+            self.saved = None
+
     def _check_alive(self):
-        if self.freed:
+        if self.saved is None:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time (or directly access saved "
                 f"tensors after they have already been freed) in {self.name()}. Saved "
@@ -97,14 +111,19 @@ class Node:
         saved = self.saved
         vers = self.saved_versions
         for i, t in enumerate(saved):
-            if t is not None and t._version is not None and t._version.value != vers[i]:
+            if (
+                t is not None
+                and t._version is not None
+                and t._version.value != (0 if vers is None else vers[i])
+            ):
                 raise RuntimeError(
                     "one of the variables needed for gradient computation has been modified by "
                     f"an inplace operation: [{t.dtype.name} {list(t.shape)}], which is input "
                     f"{self.save_inputs[i] if i < len(self.save_inputs) else i} of "
                     f"{self.name()}, is at version {t._version.value}; expected version "
-                    f"{vers[i]} instead. Hint: replace the in-place op by its out-of-place form "
-                    "(e.g. y = y + 1 instead of y += 1), or clone() the tensor first."
+                    f"{0 if vers is None else vers[i]} instead. Hint: replace the in-place op by "
+                    "its out-of-place form (e.g. y = y + 1 instead of y += 1), or clone() the "
+                    "tensor first."
                 )
         return saved
 
@@ -130,9 +149,10 @@ class Node:
         normalised input...), so that memory falls as the backward pass proceeds."""
         self.saved = None
         self.out_data = None
-        self.freed = True
-        cls = type(self)
-        for name in _SLOTS.get(cls) or _array_slots(cls):
+        names = _SLOTS.get(type(self))
+        if names is None:
+            names = _array_slots(type(self))
+        for name in names:
             if isinstance(getattr(self, name, None), np.ndarray):
                 setattr(self, name, None)
 
@@ -165,6 +185,27 @@ def _edge(t):
     return None
 
 
+try:
+    from numpy._core._ufunc_config import _extobj_contextvar as _EXTOBJ
+
+    with np.errstate(all="ignore"):
+        _SILENT = _EXTOBJ.get()
+except (ImportError, AttributeError):  # pragma: no cover - older NumPy: the slow, public way
+
+    class _EXTOBJ:  # noqa: N801 - stands in for the context variable
+        @staticmethod
+        def set(_value):
+            state = np.errstate(all="ignore")
+            state.__enter__()
+            return state
+
+        @staticmethod
+        def reset(state):
+            state.__exit__(None, None, None)
+
+    _SILENT = None
+
+
 _make = None  # Tensor._make, bound by retrograd.tensor (which imports this module)
 Tensor = None  # the Tensor class, bound likewise
 
@@ -172,16 +213,33 @@ Tensor = None  # the Tensor class, bound likewise
 def apply(cls, tensors, params=None):
     """Run op ``cls`` on Tensors; record a node when grad mode is on and an input needs grad."""
     node = cls()
-    if params:
-        out = node.forward(*[t._data for t in tensors], **params)
+    # NOTE: one- and two-input ops are nearly all ops; unpacking them directly instead of a
+    # comprehension is a measurable part of the per-op overhead
+    n = len(tensors)
+    if n == 2:
+        arrays = (tensors[0]._data, tensors[1]._data)
+    elif n == 1:
+        arrays = (tensors[0]._data,)
     else:
-        out = node.forward(*[t._data for t in tensors])
+        arrays = [t._data for t in tensors]
+    if cls.quiet:
+        # NumPy keeps its float error state in a context variable; setting it directly costs
+        # a fraction of entering np.errstate
+        token = _EXTOBJ.set(_SILENT)
+        try:
+            out = node.forward(*arrays, **params) if params else node.forward(*arrays)
+        finally:
+            _EXTOBJ.reset(token)
+    elif params:
+        out = node.forward(*arrays, **params)
+    else:
+        out = node.forward(*arrays)
     if type(out) is not np.ndarray:
         out = np.asarray(out)  # NumPy returns scalars from 0-d ops
     if STATE.enabled:
         for t in tensors:
             if t._requires_grad:
-                return _record(node, tensors, out)
+                return _record(node, tensors, arrays, out)
     res = _make(out)
     if cls.is_view:
         res._version = tensors[0]._vc()
@@ -203,31 +261,61 @@ def _link_view(res, base, node):
     views.add(res)
 
 
-def _record(node, tensors, out):
-    nxt = []
-    meta = []
-    for t in tensors:
-        d = t._data
-        meta.append((d.shape, d.dtype))
-        fn = t.grad_fn
-        if fn is not None:
-            nxt.append((fn, t._out_idx))
-        elif t._requires_grad:
-            nxt.append((t, 0))
+_SCALAR_META: dict = {}  # dtype -> ((), dtype), shared by the nodes of 0-d operands
+
+
+def _record(node, tensors, arrays, out):
+    if len(tensors) == 2:
+        a, b = tensors
+        fa = a.grad_fn
+        fb = b.grad_fn
+        node.next = (
+            (fa, a._out_idx) if fa is not None else ((a, 0) if a._requires_grad else None),
+            (fb, b._out_idx) if fb is not None else ((b, 0) if b._requires_grad else None),
+        )
+        da, db = arrays
+        ma = (da.shape, da.dtype)
+        sb = db.shape
+        dtb = db.dtype
+        if sb == ma[0] and dtb is ma[1]:
+            mb = ma  # one object for equal metadata: fewer objects per node to track
+        elif not sb:
+            mb = _SCALAR_META.get(dtb)
+            if mb is None:
+                mb = _SCALAR_META[dtb] = ((), dtb)
         else:
-            nxt.append(None)
-    node.next = tuple(nxt)
-    node.in_meta = tuple(meta)
-    node.freed = False
-    node.pre_hooks = None
-    node.retained = None
-    node.trace = None
-    if node.save_inputs:
-        saved = tuple([tensors[i] for i in node.save_inputs])
-        node.saved = saved
-        node.saved_versions = tuple([0 if t._version is None else t._version.value for t in saved])
+            mb = (sb, dtb)
+        node.in_meta = (ma, mb)
     else:
+        nxt = []
+        meta = []
+        for t, d in zip(tensors, arrays):
+            meta.append((d.shape, d.dtype))
+            fn = t.grad_fn
+            if fn is not None:
+                nxt.append((fn, t._out_idx))
+            elif t._requires_grad:
+                nxt.append((t, 0))
+            else:
+                nxt.append(None)
+        node.next = tuple(nxt)
+        node.in_meta = tuple(meta)
+    save = node.save_inputs
+    if not save:
         node.saved = ()
+        node.saved_versions = None
+    else:
+        saved = node.saved = (
+            (tensors[save[0]],) if len(save) == 1 else tuple([tensors[i] for i in save])
+        )
+        # NOTE: a tensor never written in place has no version counter yet (version 0): no
+        # tuple of versions then, the common case (fewer objects per node for the GC to track)
+        vers = None
+        for t in saved:
+            if t._version is not None and t._version.value:
+                vers = tuple([0 if t._version is None else t._version.value for t in saved])
+                break
+        node.saved_versions = vers
     res = _make(out, True, node)
     if node.is_view:
         res._version = tensors[0]._vc()

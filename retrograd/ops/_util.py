@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _dtype
 from ..autograd.grad_mode import STATE
-from ..autograd.node import apply
+from ..autograd.node import _EXTOBJ, _SILENT, apply
 from ..tensor import Tensor, _wrap_dim
 
 
@@ -85,11 +87,34 @@ def _fast2(a, b, float_only: bool):
                 return [a, b]  # a 0-d constant broadcasts against anything, no vjp to reduce
             return None
         if type(b) in _PY_NUM and dt.kind == "f":
-            return [a, Tensor._make(np.asarray(b, dt))]
+            return [a, scalar_constant(b, dt)]
         return None
     if isinstance(b, Tensor) and type(a) in _PY_NUM and b._data.dtype.kind == "f":
-        return [Tensor._make(np.asarray(a, b._data.dtype)), b]
+        return [scalar_constant(a, b._data.dtype), b]
     return None
+
+
+_CONSTANTS: dict = {}  # dtype -> {Python number: read-only 0-d Tensor}
+
+
+def scalar_constant(x: float | int, dt: np.dtype) -> Tensor:
+    """A 0-d constant Tensor of ``x`` in ``dt``, shared between ops (``x * 0.5`` in a loop makes
+    no new array). Read-only, so no op can change it for the others."""
+    cache = _CONSTANTS.get(dt)
+    if cache is None:
+        cache = _CONSTANTS[dt] = {}
+    key = x
+    if not x and type(x) is float and math.copysign(1.0, x) < 0:
+        key = "-0.0"  # -0.0 == 0.0 as a dict key, but x + -0.0 and x + 0.0 differ at -0.0
+    t = cache.get(key)
+    if t is None:
+        arr = np.asarray(x, dt)
+        t = Tensor._make(arr)
+        if x != x or len(cache) >= 256:  # nan != nan: it would never be found again
+            return t
+        arr.flags.writeable = False
+        cache[key] = t
+    return t
 
 
 def prepare(op: str, operands: list, float_only: bool = False) -> list:
@@ -166,16 +191,6 @@ def check_float(t: Tensor, op: str):
         raise RuntimeError(f"{op}(): expected a floating point tensor, got {t.dtype.name}")
 
 
-try:  # NumPy 2 keeps the float error state in a context variable; setting it directly costs
-    # a fraction of entering np.errstate, on ops that run millions of times
-    from numpy._core._ufunc_config import _extobj_contextvar as _EXTOBJ
-
-    with np.errstate(all="ignore"):
-        _SILENT = _EXTOBJ.get()
-except (ImportError, AttributeError):  # pragma: no cover - older NumPy
-    _EXTOBJ = None
-
-
 def gemm_ready(a: np.ndarray) -> np.ndarray:
     """``a`` in a layout BLAS accepts. NOTE: NumPy cannot hand stride-0 (expanded) operands
     to BLAS and falls back to a loop ~1000x slower; such operands are common as gradients of
@@ -195,7 +210,6 @@ class _Silent:
 
 def errstate(**_kinds):
     """NumPy's float warnings off inside ops: inf and nan propagate silently, as in PyTorch
-    (``detect_anomaly`` finds where they appear). Every kind is silenced, whatever is named."""
-    if _EXTOBJ is None:  # pragma: no cover - older NumPy
-        return np.errstate(all="ignore")
+    (``detect_anomaly`` finds where they appear). Every kind is silenced, whatever is named.
+    (A Node class says the same for its whole forward with ``quiet = True``.)"""
     return _Silent()

@@ -74,10 +74,10 @@ class Sub(Node):
 class Mul(Node):
     __slots__ = ()
     save_inputs = (0, 1)
+    quiet = True
 
     def forward(self, a, b):
-        with errstate():  # inf * 0 is nan, silently (torch)
-            return a * b
+        return a * b  # inf * 0 is nan, silently (torch)
 
     def backward(self, g):
         a, b = self.saved_tensors()
@@ -98,10 +98,10 @@ def _arr(x) -> Tensor:
 class Div(Node):
     __slots__ = ()
     save_inputs = (0, 1)
+    quiet = True
 
     def forward(self, a, b):
-        with errstate(divide="ignore", invalid="ignore"):
-            return a / b
+        return a / b
 
     def backward(self, g):
         a, b = self.saved_tensors()
@@ -117,10 +117,10 @@ class Pow(Node):
     __slots__ = ()
     save_inputs = (0, 1)
     save_output = True
+    quiet = True
 
     def forward(self, a, b):
-        with errstate(all="ignore"):
-            return np.power(a, b)
+        return np.power(a, b)
 
     def backward(self, g):
         a, b = self.saved_tensors()
@@ -140,13 +140,13 @@ class PowScalar(Node):
 
     __slots__ = ("p",)
     save_inputs = (0,)
+    quiet = True
 
     def forward(self, a, p):
         self.p = p
         if p == 2:
             return a * a
-        with errstate(all="ignore"):
-            return np.power(a, p if a.dtype.kind != "f" else a.dtype.type(p))
+        return np.power(a, p if a.dtype.kind != "f" else a.dtype.type(p))
 
     def backward(self, g):
         (a,) = self.saved_tensors()
@@ -167,10 +167,10 @@ class PowScalar(Node):
 class Remainder(Node):
     __slots__ = ()
     save_inputs = (0, 1)
+    quiet = True
 
     def forward(self, a, b):
-        with errstate(divide="ignore", invalid="ignore"):
-            return np.remainder(a, b)
+        return np.remainder(a, b)
 
     def backward(self, g):
         a, b = self.saved_tensors()
@@ -463,10 +463,10 @@ class Abs(Node):
 class Exp(Node):
     __slots__ = ()
     save_output = True
+    quiet = True
 
     def forward(self, a):
-        with errstate(over="ignore"):
-            return np.exp(a)
+        return np.exp(a)
 
     def backward(self, g):
         return (g * self.output(),)
@@ -475,10 +475,10 @@ class Exp(Node):
 class Exp2(Node):
     __slots__ = ()
     save_output = True
+    quiet = True
 
     def forward(self, a):
-        with errstate(over="ignore"):
-            return np.exp2(a)
+        return np.exp2(a)
 
     def backward(self, g):
         return (g * self.output() * math.log(2.0),)
@@ -487,10 +487,10 @@ class Exp2(Node):
 class Expm1(Node):
     __slots__ = ()
     save_output = True
+    quiet = True
 
     def forward(self, a):
-        with errstate(over="ignore"):
-            return np.expm1(a)
+        return np.expm1(a)
 
     def backward(self, g):
         return (g * (self.output() + 1.0),)
@@ -499,10 +499,10 @@ class Expm1(Node):
 class Log(Node):
     __slots__ = ()
     save_inputs = (0,)
+    quiet = True
 
     def forward(self, a):
-        with errstate(divide="ignore", invalid="ignore"):
-            return np.log(a)
+        return np.log(a)
 
     def backward(self, g):
         (a,) = self.saved_tensors()
@@ -512,10 +512,10 @@ class Log(Node):
 class Log2(Node):
     __slots__ = ()
     save_inputs = (0,)
+    quiet = True
 
     def forward(self, a):
-        with errstate(divide="ignore", invalid="ignore"):
-            return np.log2(a)
+        return np.log2(a)
 
     def backward(self, g):
         (a,) = self.saved_tensors()
@@ -525,10 +525,10 @@ class Log2(Node):
 class Log10(Node):
     __slots__ = ()
     save_inputs = (0,)
+    quiet = True
 
     def forward(self, a):
-        with errstate(divide="ignore", invalid="ignore"):
-            return np.log10(a)
+        return np.log10(a)
 
     def backward(self, g):
         (a,) = self.saved_tensors()
@@ -538,10 +538,10 @@ class Log10(Node):
 class Log1p(Node):
     __slots__ = ()
     save_inputs = (0,)
+    quiet = True
 
     def forward(self, a):
-        with errstate(divide="ignore", invalid="ignore"):
-            return np.log1p(a)
+        return np.log1p(a)
 
     def backward(self, g):
         (a,) = self.saved_tensors()
@@ -554,10 +554,10 @@ class Sqrt(Node):
 
     __slots__ = ()
     save_output = True
+    quiet = True
 
     def forward(self, a):
-        with errstate(invalid="ignore"):
-            return np.sqrt(a)
+        return np.sqrt(a)
 
     def backward(self, g):
         return (g / (self.output() * 2.0),)
@@ -566,10 +566,10 @@ class Sqrt(Node):
 class Rsqrt(Node):
     __slots__ = ()
     save_output = True
+    quiet = True
 
     def forward(self, a):
-        with errstate(divide="ignore", invalid="ignore"):
-            return 1.0 / np.sqrt(a) if a.dtype.kind != "f" else a.dtype.type(1) / np.sqrt(a)
+        return 1.0 / np.sqrt(a) if a.dtype.kind != "f" else a.dtype.type(1) / np.sqrt(a)
 
     def backward(self, g):
         out = self.output()
