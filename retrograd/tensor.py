@@ -50,14 +50,15 @@ class Tensor:
         "_requires_grad",
         "_grad",
         "grad_fn",
-        "_out_idx",
         "_version",
-        "_hooks",
-        "_post_hooks",
-        "_retains",
         "__weakref__",
         "__dict__",
     )
+    # rarely set, so class-level defaults: creating a tensor (every op) stores only the above
+    _out_idx: int = 0  # which output of grad_fn this is
+    _hooks: dict | None = None  # register_hook
+    _post_hooks: dict | None = None  # register_post_accumulate_grad_hook
+    _retains: bool = False  # retain_grad
     __hash__ = object.__hash__
     __array_priority__ = 1000  # numpy scalars defer to our reflected operators
 
@@ -77,11 +78,7 @@ class Tensor:
         t._requires_grad = requires_grad
         t._grad = None
         t.grad_fn = grad_fn
-        t._out_idx = 0
         t._version = None
-        t._hooks = None
-        t._post_hooks = None
-        t._retains = False
         return t
 
     def _vc(self) -> Version:
@@ -382,9 +379,14 @@ class Tensor:
             import copy
 
             for k, v in self.__dict__.items():
-                t.__dict__[k] = copy.deepcopy(v, memo)
+                if k not in _NOT_COPIED:
+                    t.__dict__[k] = copy.deepcopy(v, memo)
         memo[id(self)] = t
         return t
+
+
+# per-tensor autograd state that a deep copy starts afresh (as when these were slots)
+_NOT_COPIED = frozenset({"_out_idx", "_hooks", "_post_hooks", "_retains", "_views", "_view"})
 
 
 def _init(t, arr, requires_grad, grad_fn):
@@ -392,11 +394,7 @@ def _init(t, arr, requires_grad, grad_fn):
     t._requires_grad = requires_grad
     t._grad = None
     t.grad_fn = grad_fn
-    t._out_idx = 0
     t._version = None
-    t._hooks = None
-    t._post_hooks = None
-    t._retains = False
 
 
 def _rebuild(arr, requires_grad):
