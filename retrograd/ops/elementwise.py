@@ -13,7 +13,7 @@ import numpy as np
 from ..autograd.grad_mode import STATE
 from ..autograd.node import Node, apply
 from ..tensor import Tensor
-from ._util import as_operand, errstate, prepare
+from ._util import _fast2, as_operand, errstate, prepare
 
 # --- casting ---------------------------------------------------------------------------
 
@@ -228,8 +228,10 @@ class Where(Node):
 
 
 def _binary(cls, a, b, op):
-    a, b = prepare(op, [a, b])
-    return apply(cls, (a, b))
+    ops = _fast2(a, b, False)  # the common cases first, without prepare's list
+    if ops is None:
+        ops = prepare(op, [a, b])
+    return apply(cls, ops)
 
 
 def add(input, other, *, alpha=1, out=None) -> Tensor:
@@ -247,12 +249,18 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
 def sub(input, other, *, alpha=1, out=None) -> Tensor:
     if alpha != 1:
         other = mul(other, alpha)
-    if any(isinstance(x, Tensor) and x._data.dtype.kind == "b" for x in (input, other)):
+    ops = _fast2(input, other, False)
+    if ops is None:
+        if any(isinstance(x, Tensor) and x._data.dtype.kind == "b" for x in (input, other)):
+            ops = None
+        else:
+            ops = prepare("sub", [input, other])
+    if ops is None or ops[0]._data.dtype.kind == "b":
         raise RuntimeError(
             "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
             "trying to invert a mask, use the `~` or `logical_not()` operator instead."
         )
-    return _binary(Sub, input, other, "sub")
+    return apply(Sub, ops)
 
 
 def rsub(input, other, alpha=1) -> Tensor:
