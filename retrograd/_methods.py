@@ -287,9 +287,14 @@ def _bind():
     for name in (
         "reshape view flatten unflatten squeeze unsqueeze permute transpose swapaxes swapdims "
         "movedim moveaxis t expand expand_as broadcast_to tensor_split chunk unbind flip "
-        "fliplr flipud roll repeat tile repeat_interleave narrow contiguous"
+        "fliplr flipud roll repeat repeat_interleave narrow contiguous"
     ).split():
         setattr(T, name, getattr(M, name))
+
+    def tile(self, *dims):
+        return M.tile(self, dims[0] if len(dims) == 1 else dims)
+
+    T.tile = tile
     def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
         return R.norm(self, p, dim, keepdim, dtype=dtype)
 

@@ -247,3 +247,54 @@ def test_cumprod_prod_with_zeros(torch):
     assert_same(torch, lambda m, x: x.prod(), [0.0, 0.0, 3.0])
     assert_same(torch, lambda m, x: x.cumprod(0), [2.0, 0.0, 3.0, 0.0], exact=False)
     assert_same(torch, lambda m, x: x.prod(1), [[0.0, 1.0], [2.0, 3.0]])
+
+
+@pytest.mark.parametrize(
+    ("eq", "shapes"),
+    [
+        ("ij,jk->ik", [(2, 1), (3, 4)]),
+        ("bij,bjk->bik", [(1, 2, 3), (4, 3, 5)]),
+        ("i,i->", [(1,), (5,)]),
+        ("ij,ij->ij", [(3, 1), (1, 4)]),
+        ("...ij,jk->...ik", [(2, 1, 3, 4), (4, 2)]),
+        ("ij,jk", [(2, 3), (3, 1)]),
+    ],
+)
+def test_einsum_size1_broadcast_grads_match_torch(eq, shapes, torch):
+    rs = np.random.default_rng(0)
+    arrs = [rs.standard_normal(s).astype(np.float32) for s in shapes]
+    tt = [torch.tensor(a, requires_grad=True) for a in arrs]
+    rr = [rg.tensor(a, requires_grad=True) for a in arrs]
+    to, ro = torch.einsum(eq, *tt), rg.einsum(eq, *rr)
+    (to * to).sum().backward()
+    (ro * ro).sum().backward()
+    np.testing.assert_allclose(ro.detach().numpy(), to.detach().numpy(), rtol=1e-5, atol=1e-6)
+    for r, t in zip(rr, tt):
+        assert r.grad.shape == r.shape
+        np.testing.assert_allclose(r.grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-5)
+    dd = [rg.tensor(a.astype(np.float64), requires_grad=True) for a in arrs]
+    assert rg.autograd.gradcheck(lambda *xs: rg.einsum(eq, *xs), dd)
+
+
+def test_einsum_sublist_form_matches_torch(torch):
+    rs = np.random.default_rng(1)
+    a, b = rs.standard_normal((2, 3)), rs.standard_normal((3, 4))
+    for args in ([0, 1], [1, 2], [0, 2]), ([Ellipsis, 1], [1, 2], None):
+        sa, sb, out = args
+        ra = [rg.tensor(a), sa, rg.tensor(b), sb] + ([out] if out else [])
+        ta = [torch.tensor(a), sa, torch.tensor(b), sb] + ([out] if out else [])
+        np.testing.assert_allclose(rg.einsum(*ra).numpy(), torch.einsum(*ta).numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="subscript"):
+        rg.einsum(rg.tensor(a), [0, -1])
+
+
+@pytest.mark.parametrize("args", [(2,), ((2,),), ((2, 1),), (2, 1), (2, 1, 1), ((1, 2, 2),)])
+def test_tile_method_and_function_forms_match_torch(args, torch):
+    x = np.arange(6).reshape(2, 3)
+    want = torch.tensor(x).tile(*args).numpy()
+    np.testing.assert_array_equal(rg.tensor(x).tile(*args).numpy(), want)
+    dims = args[0] if len(args) == 1 else args
+    np.testing.assert_array_equal(
+        rg.tile(rg.tensor(x), dims).numpy(),
+        torch.tile(torch.tensor(x), dims if isinstance(dims, tuple) else (dims,)).numpy(),
+    )

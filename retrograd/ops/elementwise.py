@@ -309,6 +309,7 @@ subtract = sub
 def floor_divide(input, other) -> Tensor:
     """Floor division; its result carries no gradient (as in PyTorch)."""
     a, b = prepare("floor_divide", [input, other])
+    _no_bool_kernel(a, "div_floor")
     if b._data.dtype.kind in "iu" and (b._data == 0).any():
         raise RuntimeError("ZeroDivisionError: integer floor division by zero")
     with errstate(divide="ignore", invalid="ignore"):
@@ -318,6 +319,7 @@ def floor_divide(input, other) -> Tensor:
 def remainder(input, other) -> Tensor:
     """Python-style modulo (the result has the sign of the divisor)."""
     a, b = prepare("remainder", [input, other])
+    _no_bool_kernel(a, "remainder")
     if b._data.dtype.kind in "iu" and (b._data == 0).any():
         raise RuntimeError("ZeroDivisionError: integer modulo by zero")
     return apply(Remainder, (a, b))
@@ -335,11 +337,16 @@ def fmod(input, other) -> Tensor:
 
 def pow(input, exponent) -> Tensor:  # noqa: A001 - PyTorch's name
     """``input ** exponent``; integer tensors to negative integer powers raise as in PyTorch."""
+    if isinstance(input, Tensor) and isinstance(exponent, bool) and input._data.dtype == bool:
+        # torch: a bool tensor to a bool power stays bool (x ** True = x, x ** False = 1)
+        return input.clone() if exponent else Tensor._make(np.ones_like(input._data))
     if (
         isinstance(input, Tensor)
         and isinstance(exponent, int | float)
         and not isinstance(exponent, bool)
     ):
+        if input._data.dtype == bool and isinstance(exponent, int):
+            input = input.to(np.int64)  # torch: bool ** 2 is int64
         if input._data.dtype.kind in "iub":
             if isinstance(exponent, float):
                 input = input.to(_default_float())
@@ -347,9 +354,16 @@ def pow(input, exponent) -> Tensor:  # noqa: A001 - PyTorch's name
                 raise RuntimeError("Integers to negative integer powers are not allowed.")
         return apply(PowScalar, (input,), {"p": exponent})
     a, b = prepare("pow", [input, exponent])
+    _no_bool_kernel(a, "pow")
     if a._data.dtype.kind in "iu" and (b._data < 0).any():
         raise RuntimeError("Integers to negative integer powers are not allowed.")
     return apply(Pow, (a, b))
+
+
+def _no_bool_kernel(a: Tensor, op: str) -> None:
+    """torch has no bool kernel for some integer ops (its error class and wording)."""
+    if a._data.dtype == bool:
+        raise NotImplementedError(f'"{op}_cpu" not implemented for \'Bool\'')
 
 
 def _default_float():

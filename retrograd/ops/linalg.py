@@ -190,12 +190,19 @@ class Einsum(Node):
                 g,
                 *others,
             )
+            shape = ops[i]._data.shape
             if missing:  # summed-out index only in this operand: broadcast back
-                shape = ops[i]._data.shape
                 keep = "".join(c for c in sub if c in present)
                 gi = gi.reshape(*[shape[sub.index(c)] if c in keep else 1 for c in sub]).expand(
                     *shape
                 )
+            if gi._data.shape != shape:  # size-1 dims broadcast against size n
+                # n here and 1 in the operand: sum; 1 here and n in the operand: expand
+                axes = tuple(k for k, (a, b) in enumerate(zip(gi._data.shape, shape)) if b == 1)
+                if axes:
+                    gi = gi.sum(dim=axes, keepdim=True)
+                if gi._data.shape != shape:
+                    gi = gi.expand(*shape)
             grads.append(gi)
         return tuple(grads)
 
@@ -257,8 +264,20 @@ def _parse_einsum(eq: str, operands):
     return ins, out
 
 
-def einsum(equation: str, *operands) -> Tensor:
-    """Einstein summation, e.g. ``einsum('bij,bjk->bik', a, b)``."""
+def einsum(*args) -> Tensor:
+    """Einstein summation, as ``torch.einsum``: ``einsum('bij,bjk->bik', a, b)``, the operands
+    as one list, or the sublist form ``einsum(a, [0, 1], b, [1, 2], [0, 2])``.
+
+    >>> import retrograd as rg
+    >>> rg.einsum("ij,j->i", rg.ones(2, 3), rg.ones(3))
+    tensor([3., 3.])
+    """
+    if not args:
+        raise TypeError("einsum(): must specify the equation string and at least one operand")
+    if isinstance(args[0], str):
+        equation, operands = args[0], args[1:]
+    else:
+        equation, operands = _sublist_equation(args)
     if len(operands) == 1 and isinstance(operands[0], list | tuple):
         operands = tuple(operands[0])
     ins, out = _parse_einsum(equation, operands)
@@ -267,6 +286,32 @@ def einsum(equation: str, *operands) -> Tensor:
         if len(set(s)) != len(s):  # 'ii->i', 'ii->', 'iij->j': take the diagonal first
             ins[k], ops[k] = _diagonal(s, ops[k])
     return apply(_einsum_node(len(ops)), tuple(ops), {"ins": ins, "out": out})
+
+
+def _sublist_equation(args) -> tuple:
+    """``(a, [0, 1], b, [1, 2], [0, 2])`` -> ``("ab,bc->ac", (a, b))``; Ellipsis is ``...``."""
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+    def subs(lst):
+        out = []
+        for v in lst:
+            if v is Ellipsis:
+                out.append("...")
+            elif isinstance(v, int) and 0 <= v < len(letters):
+                out.append(letters[v])
+            else:
+                raise ValueError(
+                    f"einsum(): expected subscript in [0, {len(letters)}) or Ellipsis, got {v!r}"
+                )
+        return "".join(out)
+
+    pairs = list(args)
+    out = None
+    if len(pairs) % 2 == 1:
+        out = subs(pairs.pop())
+    operands = tuple(pairs[0::2])
+    eq = ",".join(subs(s) for s in pairs[1::2])
+    return (eq if out is None else eq + "->" + out), operands
 
 
 def _diagonal(sub: str, op: Tensor):

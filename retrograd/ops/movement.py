@@ -616,8 +616,15 @@ def _check_reps(reps, op):
         raise RuntimeError(f"{op}(): Trying to create tensor with negative dimension: {list(reps)}")
 
 
-def tile(input, dims_) -> Tensor:
-    reps = tuple(dims_)
+def tile(input, dims) -> Tensor:
+    """Repeat ``input`` ``dims[i]`` times along each dim (missing leading dims count as 1);
+    the method form also takes the counts as separate ints, ``x.tile(2, 1)``.
+
+    >>> import retrograd as rg
+    >>> rg.tile(rg.tensor([1, 2]), (2,))
+    tensor([1, 2, 1, 2])
+    """
+    reps = (int(dims),) if isinstance(dims, int | np.integer) else tuple(int(d) for d in dims)
     if len(reps) < input._data.ndim:
         reps = (1,) * (input._data.ndim - len(reps)) + reps
     _check_reps(reps, "tile")
