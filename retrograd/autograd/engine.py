@@ -184,15 +184,19 @@ def _leaf_arrived(run, t, g, leaf_deps, leaf_grads, want_leaves, capture):
     see the total, once (torch's AccumulateGrad); the total is stored as soon as the last one
     arrives, so post-accumulate hooks (DDP's bucketed all-reduce) fire during backward."""
     key = id(t)
-    if g is not None:
-        prev = leaf_grads.get(key)
-        leaf_grads[key] = g if prev is None else prev + g
     left = leaf_deps[key] - 1
     leaf_deps[key] = left
-    if left == 0:
-        total = leaf_grads.pop(key, None)
-        if total is not None:
-            _to_leaf(run, t, total, want_leaves, capture)
+    if left:
+        if g is not None:
+            prev = leaf_grads.get(key)
+            leaf_grads[key] = g if prev is None else prev + g
+        return
+    if leaf_grads:  # earlier contributions (a leaf used more than once)
+        prev = leaf_grads.pop(key, None)
+        if prev is not None:
+            g = prev if g is None else prev + g
+    if g is not None:
+        _to_leaf(run, t, g, want_leaves, capture)
 
 
 def _needed(order, deps, want_leaves, want_nodes):
