@@ -82,11 +82,10 @@ def train(make_model, data, lr, steps, bs, seed=0, monitor=None):
     return losses, (val if math.isfinite(val) else float("inf")), mon
 
 
-def find_lr(make_model, data, bs, seed=0, num_iter=100):
+def find_lr(make_model, data, bs, seed=0, **kw):
+    """``rg.diagnostics.lr_find`` with its defaults (``kw`` overrides them) on a fresh model."""
     (X, y), _ = data
     rg.manual_seed(seed)
     model = make_model()
     opt = make_opt(model, 1e-3)
-    return rg.diagnostics.lr_find(
-        model, nn.CrossEntropyLoss(), batches(X, y, bs, seed), opt, num_iter=num_iter
-    )
+    return rg.diagnostics.lr_find(model, nn.CrossEntropyLoss(), batches(X, y, bs, seed), opt, **kw)

@@ -2,7 +2,7 @@
 finder's pick.
 
 A moons MLP (2-64-64-2, SGD momentum 0.9) is trained for 300 steps at the LR that
-``rg.diagnostics.lr_find`` suggests, at 100x that LR and at 1/1000 of it, each watched by a
+``rg.diagnostics.lr_find`` suggests, at 10x that LR and at 1/10000 of it, each watched by a
 GradientMonitor. The too-high run diverges (or oscillates) and is flagged ``lr_too_high``; the
 too-low run barely moves and is flagged ``lr_too_low`` (update/weight ratios ~1e-6, against
 the ~1e-3 rule of thumb); the finder's pick trains and is judged healthy.
@@ -37,8 +37,8 @@ def main():
     runs = {}
     for label, lr in (
         ("lr_find pick", pick),
-        ("100x (too high)", 100 * pick),
-        ("1/1000 (too low)", pick / 1000),
+        ("10x (too high)", 10 * pick),
+        ("1/10000 (too low)", pick / 10000),
     ):
 
         def watch(model, opt):
@@ -71,7 +71,7 @@ def main():
         axes[1].semilogy(np.minimum(fl, 1e3), label=f"{label} ({lr:.1e}): {tag}")
     axes[1].set_xlabel("step")
     axes[1].set_ylabel("training loss")
-    axes[1].set_title("training at the pick, 100x and 1/1000 of it", fontsize=9)
+    axes[1].set_title("training at the pick, 10x and 1/10000 of it", fontsize=9)
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(OUT, dpi=80)

@@ -58,23 +58,26 @@ def write_monitor_files(mon: GradientMonitor, out_dir: str | Path, stem: str = "
 
 
 class MonitorCallback:
-    """Trainer callback (``on_step`` / ``on_end``) running a :class:`GradientMonitor`.
+    """Trainer callback (``on_start`` / ``on_step`` / ``on_end``) running a
+    :class:`GradientMonitor`.
 
-    The monitor is created at the first step (when the trainer's model and optimizer exist)
-    and hooks ``optimizer.step`` so gradients and update ratios are measured around it."""
+    The monitor is created before the first step (the trainer's model and optimizer exist by
+    then), so the first step is recorded too, and hooks ``optimizer.step`` so gradients and
+    update ratios are measured around it."""
 
     def __init__(self, every: int = 10, quiet: bool = False) -> None:
         self.every = every
         self.quiet = quiet
         self.monitor: GradientMonitor | None = None
 
+    def on_start(self, trainer) -> None:
+        self.monitor = GradientMonitor(trainer.model, every=self.every)
+        self.monitor.attach_optimizer(trainer.optimizer)
+        self.monitor._count = trainer.step  # align with the trainer's step (resumed runs)
+
     def on_step(self, trainer, step: int, loss: float) -> None:
-        if self.monitor is None:
-            self.monitor = GradientMonitor(trainer.model, every=self.every)
-            self.monitor.attach_optimizer(trainer.optimizer)
-            self.monitor._count = step  # align with the trainer's step counter
-            self.monitor.log_loss(loss, step=step - 1)
-            return
+        if self.monitor is None:  # a trainer without on_start: start recording from here
+            self.on_start(trainer)
         self.monitor.log_loss(loss, step=step - 1)
 
     def on_end(self, trainer) -> None:
@@ -170,11 +173,12 @@ def doctor(run_dir: str | Path, argv: list[str] | None = None) -> int:
 
 def _lr_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="retrograd lr-find")
-    p.add_argument("--num-iter", type=int, default=100)
+    p.add_argument("--num-iter", type=int, default=200)
     p.add_argument("--start-lr", type=float, default=1e-7)
     p.add_argument("--end-lr", type=float, default=10.0)
     p.add_argument("--smooth", type=float, default=0.05)
     p.add_argument("--diverge-th", type=float, default=5.0)
+    p.add_argument("--width", type=float, default=0.1, help="smoothing width in decades")
     p.add_argument("--out", help="PNG of loss vs lr (default lr_find_<preset>.png)")
     p.add_argument("--json", help="also write lrs/losses/suggestion as JSON here")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -212,6 +216,7 @@ def lr_find(preset: str, argv: list[str] | None = None) -> int:
             smooth=opts.smooth,
             diverge_th=opts.diverge_th,
             step_fn=step_fn,
+            width=opts.width,
         )
     print(f"{preset}: " + res.text)
     print(f"preset lr: {cfg['optim']['lr']:g}")

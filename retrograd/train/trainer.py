@@ -242,7 +242,8 @@ class Trainer:
         progress: show a bar/log lines (a bar only when stdout is a terminal).
         max_steps: stop (with a checkpoint, as on Ctrl-C) once this step is reached, without
             changing the schedule; used to simulate an interruption.
-        callbacks: objects with optional ``on_step(trainer, step, loss)`` / ``on_end(trainer)``.
+        callbacks: objects with optional ``on_start(trainer)``, ``on_step(trainer, step, loss)``
+            and ``on_end(trainer)``.
 
     >>> from retrograd.train import Trainer, get_preset
     >>> cfg = get_preset("moons-mlp"); cfg["train"]["steps"] = 5
@@ -416,6 +417,9 @@ class Trainer:
         gn_every = int(t["grad_norm_every"] or 0)
         clip = t.get("clip_grad_norm")
         interrupted = False
+        for cb in self.callbacks:
+            if hasattr(cb, "on_start"):
+                cb.on_start(self)
         try:
             while self.step < self.total:
                 if self._stop_signal is not None or (
