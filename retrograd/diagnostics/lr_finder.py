@@ -44,8 +44,8 @@ __all__ = ["lr_find", "LRFinderResult"]
 # The floor of the valley is where the smoothed curve first comes within this fraction of the
 # valley's depth of its minimum (5 %: past the descent, before a flat noisy bottom).
 FLOOR_TOL = 0.05
-# The suggestion is this factor below the floor (Smith 2017: the best constant LR is usually
-# within a factor of two of the largest one that still converges).
+# The suggestion is this factor below the floor (Bengio 2012, quoted by Smith 2017: the best
+# constant LR is usually within a factor of two of the largest one that still converges).
 BACKOFF = 2.0
 
 
