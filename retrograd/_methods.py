@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtype
+from .autograd.node import apply
 from .ops import elementwise as E
 from .ops import indexing as I
 from .ops import linalg as L
@@ -210,7 +211,9 @@ def _mT(self):
 
 def _T(self):
     nd = self._data.ndim
-    return M.permute(self, *range(nd - 1, -1, -1)) if nd > 1 else self
+    if nd < 2:
+        return self
+    return apply(M.Permute, (self,), {"perm": tuple(range(nd - 1, -1, -1))})
 
 
 def _masked_fill_(self, mask, value):

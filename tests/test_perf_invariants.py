@@ -292,3 +292,16 @@ def test_node_defaults_and_freed_flag():
     assert fn.freed
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         y.sum().backward()
+
+
+def test_views_registered_on_a_long_lived_base_do_not_accumulate():
+    # x.T / x[i] on a parameter every step: the base's list of weak view references is pruned
+    w = rg.ones(4, 4, requires_grad=True)
+    for _ in range(1000):
+        _ = w.T, w[0]
+    assert len(w.__dict__["_views"]) < 64
+    keep = [w.T for _ in range(100)]  # live views all stay registered
+    assert sum(r() is not None for r in w.__dict__["_views"]) >= 100
+    with rg.no_grad():
+        w.mul_(2.0)  # an in-place write to the base reaches its live views
+    assert all(float(v[0, 0]) == 2.0 for v in keep)

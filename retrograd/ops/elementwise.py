@@ -643,6 +643,12 @@ class Tanh(Node):
 
     def backward(self, g):
         out = self.output()
+        if not STATE.enabled and out._data.ndim:  # plain backward: NumPy only, one buffer
+            o = out._data
+            r = o * o
+            np.subtract(1.0, r, out=r)
+            r *= g._data
+            return (_arr(r),)
         return (g * (1.0 - out * out),)
 
 
@@ -657,12 +663,30 @@ class Sigmoid(Node):
 
     def backward(self, g):
         out = self.output()
+        if not STATE.enabled and out._data.ndim:  # plain backward: NumPy only, one buffer
+            o = out._data
+            r = g._data * o
+            r *= np.subtract(1.0, o)  # (g * out) * (1 - out): the same rounding as below
+            return (_arr(r),)
         return (g * out * (1.0 - out),)
 
 
 def _sigmoid(a):
-    e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+    """1 / (1 + e^-a) for a >= 0 and e^a / (1 + e^a) below, with e = e^-|a| (never
+    overflows), in two buffers."""
+    if a.dtype.kind != "f" or not a.ndim:
+        e = np.exp(-np.abs(a))
+        return np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+    e = np.abs(a)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    # the numerator, 1 where a >= 0 and e^a = e below: e^min(a, 0) is exactly that (and nan
+    # for nan), without np.where's slow scalar operand
+    num = np.minimum(a, 0.0)
+    np.exp(num, out=num)
+    e += 1.0
+    num /= e
+    return num
 
 
 class Relu(Node):

@@ -91,10 +91,13 @@ def _refresh_views(base: Tensor) -> None:
     """After an in-place op gave ``base`` a new grad_fn, re-derive the grad_fn of its live
     views (and theirs), so that a view read afterwards differentiates through the new value
     (torch regenerates view grad_fns the same way)."""
-    views = base.__dict__.get("_views")
-    if not views:
+    refs = base.__dict__.get("_views")
+    if not refs:
         return
-    for v in list(views):
+    for ref in list(refs):
+        v = ref()
+        if v is None:
+            continue
         info = v.__dict__.get("_view")
         if info is None or info[0] is not base or not np.may_share_memory(v._data, base._data):
             continue
