@@ -7,8 +7,23 @@ of vjps and where each gradient lands), and the opaque calls that are replayed a
 ``nn.utils.clip_grad_norm_``/``clip_grad_value_``). If both traces
 agree, later calls replay the plan: each op's NumPy ``forward`` on the current arrays (no
 Tensor wrappers, type promotion, broadcasting checks, module ``__call__`` or graph edges), the
-recorded vjps in the engine's order with the engine's accumulation and ``.grad`` storing rules
-(so results are bit-identical to eager), then the optimizer calls.
+recorded vjps in the engine's order with the engine's accumulation and ``.grad`` storing rules,
+then the optimizer calls. The plan is turned into one generated straight-line Python function
+(``retrograd/_compile/codegen.py``; the plan interpreter below stays as its fallback), with
+fused array rules for the hot nodes: most repeat the node's arithmetic bit for bit; LayerNorm
+row statistics, Linear's bias gradient and ``sum(p * p)`` use BLAS products, so losses and
+parameters match eager within float32 rounding rather than bit for bit.
+
+Flat buffers: when the step is ``opt.zero_grad(); ...; loss.backward(); opt.step()`` (LR
+scheduler steps may follow) with ``SGD``, ``Adam`` or ``AdamW`` over exactly the parameters that
+get gradients, the parameters' arrays become views into one buffer (same values; ``p.data`` is
+rebound once, when the plan is built), their ``.grad`` tensors views into another and the
+optimizer's state arrays (momentum buffers, moments, step counters) views into one buffer per
+key, so the update is the optimizer's own arithmetic run once per parameter group on the whole
+buffer (bit-identical to its loop). ``.grad`` is set after every replayed step as in eager, but
+the same gradient tensors are reused (overwritten) from one step to the next. The options,
+``lr`` and hooks of the optimizer are read on every call; when its state or hooks no longer
+allow the whole-buffer update, its own ``step`` runs (on the views).
 
 Guards (checked every call; on failure the step runs eagerly and is re-traced):
 shapes/dtypes/requires_grad of Tensor arguments, equality of the other arguments, grad mode,
@@ -544,9 +559,10 @@ def _out_spec(out, tr):
 
 
 # --- replay rules ------------------------------------------------------------------------
-# NOTE: the hottest nodes get array-only replay rules, so a replayed step makes no Node or
-# Tensor for them. Each rule performs exactly the NumPy arithmetic of the node's forward and
-# of its no-create_graph vjp, in the same order, so that results stay bit-identical to eager
+# NOTE: (used by the plan interpreter, the fallback of the generated replay) the hottest
+# nodes get array-only replay rules, so a replayed step makes no Node or Tensor for them.
+# Each rule performs exactly the NumPy arithmetic of the node's forward and of its
+# no-create_graph vjp, in the same order, so that results stay bit-identical to eager
 # (tests/test_compile.py compares against eager). Other nodes replay through their own class.
 # A forward rule returns (out, ctx); a vjp rule maps (g, inputs, out, ctx, next) to arrays.
 
@@ -761,6 +777,9 @@ class _Plan:
         self.out = _out_spec(out2, t2)
         if not _same(_strip(_out_spec(out1, t1)), _strip(self.out)):
             raise _Untraceable("the two traced calls returned different things")
+        from ._compile import codegen
+
+        self.fast = codegen.build(self)  # generated straight-line replay (None: interpret)
 
     def _bwd(self, e1, e2, t1, op_of, leaf_key):
         _, roots, seeds, nodes, leaves = e2
@@ -970,7 +989,8 @@ class _Plan:
         if tag == "none":
             return None
         if tag == "tensor":
-            return _make(vals[spec[1]])
+            v = vals[spec[1]]
+            return _make(v if type(v) is np.ndarray else np.asarray(v))
         if tag == "item":
             return items[spec[1]]
         return spec[1](self._result(s, vals, items) for s in spec[2])
@@ -1081,8 +1101,13 @@ class CompiledStep:
         tensors, key = _flatten(args, kwargs)
         key.append(STATE.enabled)
         for k, plan in self.plans:
-            if _same(k, key) and plan.guard(tensors):
-                ok, res = plan.run(tensors)
+            if _same(k, key):
+                if plan.fast is not None:
+                    ok, res = plan.fast(tensors)
+                elif plan.guard(tensors):
+                    ok, res = plan.run(tensors)
+                else:
+                    break
                 if ok:
                     self.replays += 1
                     return res
@@ -1149,8 +1174,9 @@ def compile(  # noqa: A001 - mirrors torch.compile
     """Trace a training step on its first two calls, then replay it without Python overhead.
 
     ``model`` (a function or Module) runs forward, ``backward()`` and optimizer calls; the
-    result replays the same NumPy kernels and vjps in the same order, so losses and
-    parameters match eager bit for bit. What cannot be replayed runs eagerly, with one
+    result replays the same NumPy kernels and vjps in the same order from generated code, so
+    losses and parameters match eager (within float32 rounding where a fused rule uses a BLAS
+    product; see the module docstring). What cannot be replayed runs eagerly, with one
     warning (``fullgraph=True``: raises instead). ``disable=True`` returns ``model`` as is;
     ``recompile_limit`` caps the plans kept (one per input signature, default 8). There is
     one backend: ``dynamic``, ``backend``, ``mode``, ``options``, ``name``,
