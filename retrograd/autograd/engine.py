@@ -123,8 +123,7 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
     prev_mode = STATE.enabled
     STATE.enabled = create_graph
     leaf_grads: dict = {}
-    quiet = np.errstate(all="ignore")  # vjps of inf/nan stay silent, as in torch
-    quiet.__enter__()
+    quiet = _node._EXTOBJ.set(_node._SILENT)  # vjps of inf/nan stay silent, as in torch
     # anomaly mode: the vjp ops' own forward checks are off (a NaN is reported by the
     # backward node that produced it, SqrtBackward0, not by the Div inside its vjp)
     check_nan = STATE.anomaly and STATE.anomaly_check_nan
@@ -171,7 +170,7 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
                 else:
                     _leaf_arrived(run, t, g, leaf_deps, leaf_grads, want_leaves, capture)
     finally:
-        quiet.__exit__(None, None, None)
+        _node._EXTOBJ.reset(quiet)
         STATE.anomaly_check_nan = prev_check
         STATE.enabled = prev_mode
     if capture:
