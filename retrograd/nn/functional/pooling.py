@@ -2,7 +2,9 @@
 
 Max pooling is a fused primitive (``_PickMax``): the forward finds each window's first
 maximum (PyTorch's tie rule; NaN wins) with a handful of vectorised passes over the
-kernel offsets, and the vjp scatters the gradient to those positions. Average pooling is a
+kernel offsets, and the vjp scatters the gradient to those positions. Non-overlapping windows
+(kernel == stride, no padding: the common 2x2 pool) take a faster path (``_PickMaxTiled``)
+that keeps a one-byte winner code per window instead of flat indices. Average pooling is a
 ones-kernel convolution of each channel (the fused conv primitive) divided by PyTorch's
 divisor, so all its derivatives come for free.
 """
@@ -13,8 +15,9 @@ import math
 
 import numpy as np
 
+from ...autograd.grad_mode import STATE
 from ...autograd.node import Node, apply
-from ...ops.conv import Geo, conv2d_raw
+from ...ops.conv import Geo, batch_block, channels_last, conv2d_raw, run_blocks
 from ...ops.indexing import getitem
 from ...ops.movement import squeeze, unsqueeze
 from ...tensor import Tensor
@@ -83,6 +86,114 @@ class _ScatterMax(Node):
     @classmethod
     def op_name(cls):
         return "MaxPool2DWithIndicesBackward"
+
+
+class _PickMaxTiled(Node):
+    """Max pooling over non-overlapping windows (kernel == stride, no padding, dilation 1):
+    the winners are kept as a small per-window code (kernel offset), not flat indices."""
+
+    __slots__ = ("code", "k", "in_shape")
+
+    def forward(self, x, *, out, code, k):
+        self.code, self.k, self.in_shape = code, k, x.shape
+        return out
+
+    def backward(self, g):
+        if not STATE.enabled:  # NumPy fast path: no graph of the backward is wanted
+            return (Tensor._make(_scatter_tiled(g._data, self.code, self.k, self.in_shape)),)
+        flat = _tiled_flat(self.code, self.k, self.in_shape)
+        params = {"flat": flat, "shape": self.in_shape, "unique": True, "keep": None}
+        return (apply(_ScatterMax, (g,), params),)
+
+    @classmethod
+    def op_name(cls):
+        return "MaxPool2DWithIndices"
+
+
+def _tiled_views(x: np.ndarray, k: tuple, oh: int, ow: int):
+    kh, kw = k
+    return [
+        x[:, :, i : i + oh * kh : kh, j : j + ow * kw : kw] for i in range(kh) for j in range(kw)
+    ]
+
+
+def _max_tiled(x: np.ndarray, k: tuple):
+    """Max and winning offset code of each ``k``-tile, or None when a window holds a NaN
+    (then the general path applies PyTorch's NaN rule). Ties go to the first offset in scan
+    order (a strict ``>``), as in PyTorch. Runs over blocks of samples (on as many threads as
+    BLAS may use, see ``ops.conv``)."""
+    n = x.shape[0]
+    oh, ow = x.shape[2] // k[0], x.shape[3] // k[1]
+    views = _tiled_views(x, k, oh, ow)
+    best = np.empty_like(views[0], order="K")  # channels-last in, channels-last out
+    code = np.empty_like(views[0], np.uint8, order="K")
+    nb = batch_block(n, x[:1].size * x.itemsize)
+
+    def work(_w, starts):
+        for n0 in starts:
+            sl = slice(n0, n0 + nb)
+            b, cd = best[sl], code[sl]
+            np.copyto(b, views[0][sl])
+            cd.fill(0)
+            gt = np.empty(b.shape, np.bool_)
+            tmp = np.empty(b.shape, np.uint8)
+            for c, v in enumerate(views[1:], 1):
+                # NOTE: the code only grows, so max(code, c * (v > best)) records the last
+                # offset that beat the running max; plain ufunc passes (np.where and masked
+                # writes are slower)
+                v = v[sl]
+                np.greater(v, b, out=gt)
+                np.multiply(gt, np.uint8(c), out=tmp)
+                np.maximum(cd, tmp, out=cd)
+                np.maximum(b, v, out=b)
+            if np.isnan(b).any():
+                return False
+            # np.maximum may keep either zero on a +0/-0 tie: take the winner itself there
+            z = np.nonzero(b == 0)
+            if z[0].size:
+                ki, kj = np.divmod(cd[z].astype(np.intp), k[1])
+                b[z] = x[z[0] + n0, z[1], z[2] * k[0] + ki, z[3] * k[1] + kj]
+        return True
+
+    if not all(run_blocks(list(range(0, n, nb)), work)):
+        return None
+    return best, code
+
+
+def _tiled_flat(code: np.ndarray, k: tuple, in_shape: tuple) -> np.ndarray:
+    """Flat (whole-array) indices of the winners, from their codes."""
+    n, c, h, w = in_shape
+    oh, ow = code.shape[2:]
+    ki, kj = np.divmod(code.astype(np.int64), k[1])
+    rows = np.arange(oh, dtype=np.int64)[:, None] * k[0] + ki
+    cols = np.arange(ow, dtype=np.int64) * k[1] + kj
+    base = (np.arange(n * c, dtype=np.int64) * (h * w)).reshape(n, c, 1, 1)
+    return base + rows * w + cols
+
+
+def _scatter_tiled(g: np.ndarray, code: np.ndarray, k: tuple, in_shape: tuple) -> np.ndarray:
+    """Each window's gradient into its winner's cell (every other cell gets 0)."""
+    n, _, h, w = in_shape
+    oh, ow = code.shape[2:]
+    gx = np.empty(in_shape, g.dtype)
+    if oh * k[0] < h:  # cells no window covers (the floor-mode remainder)
+        gx[:, :, oh * k[0] :] = 0
+    if ow * k[1] < w:
+        gx[:, :, :, ow * k[1] :] = 0
+    views = _tiled_views(gx, k, oh, ow)
+    nb = batch_block(n, gx[:1].size * gx.itemsize)
+
+    def work(_w, starts):
+        for n0 in starts:
+            sl = slice(n0, n0 + nb)
+            cd, gb = code[sl], g[sl]
+            mask = np.empty(cd.shape, np.bool_)
+            for c, view in enumerate(views):
+                np.equal(cd, c, out=mask)
+                np.multiply(gb, mask, out=view[sl])
+
+    run_blocks(list(range(0, n, nb)), work)
+    return gx
 
 
 def _tup(v, n, name, op):
@@ -227,8 +338,32 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
         x = unsqueeze(x, 2)
         k, s, p, d = (1,) + k, (1,) + s, (0,) + p, (1,) + d
     geo = _pool_geo(x._data.shape, k, s, p, d, ceil_mode, op)
-    best, idx = _argmax_windows(x._data, geo)
     n, c, h, w = x._data.shape
+    if (
+        s == k
+        and p == (0, 0)
+        and d == (1, 1)
+        and (geo.pb, geo.pr) == (0, 0)
+        and k[0] * k[1] < 256
+        and x._data.dtype.kind == "f"
+        and x._data.size
+    ):
+        res = _max_tiled(x._data, k)
+        if res is not None:
+            best, code = res
+            out = apply(_PickMaxTiled, (x,), {"out": best, "code": code, "k": k})
+            if nsp == 1:
+                out = squeeze(out, 2)
+            if not batched:
+                out = squeeze(out, 0)
+            if not return_indices:
+                return out
+            idx = _tiled_flat(code, k, (1, 1, h, w))
+            idx = idx[:, :, 0] if nsp == 1 else idx
+            return out, Tensor._make(idx if batched else idx[0])
+    best, idx = _argmax_windows(x._data, geo)
+    if channels_last(x._data):  # channels-last in, channels-last out (as PyTorch)
+        best = np.ascontiguousarray(best.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     base = (np.arange(n * c, dtype=np.int64) * (h * w)).reshape(n, c, 1, 1)
     # windows that cannot overlap cannot share a winner
     unique = all(st >= dd * (kk - 1) + 1 for st, dd, kk in zip(s, d, k))
