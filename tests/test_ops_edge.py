@@ -298,3 +298,24 @@ def test_tile_method_and_function_forms_match_torch(args, torch):
         rg.tile(rg.tensor(x), dims).numpy(),
         torch.tile(torch.tensor(x), dims if isinstance(dims, tuple) else (dims,)).numpy(),
     )
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (64, 32, 26, 26)])  # small, and the blocked path
+@pytest.mark.parametrize("threaded", [False, True])
+def test_relu_values_and_grads_match_torch_incl_nan(shape, threaded, torch, monkeypatch):
+    from retrograd.ops import conv as conv_ops
+
+    if threaded:  # share the blocks out among two Python threads whatever BLAS allows
+        monkeypatch.setattr(conv_ops, "_mode", lambda: (2, True))
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    x.flat[:4] = [0.0, -0.0, np.nan, -np.nan]
+    g = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    r, t = rg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yr, yt = r.relu(), t.relu()
+    yr.backward(rg.tensor(g))
+    yt.backward(torch.tensor(g))
+    np.testing.assert_array_equal(yr.detach().numpy(), yt.detach().numpy())
+    np.testing.assert_array_equal(r.grad.numpy(), t.grad.numpy())  # nan input: g passes
+    r2 = rg.tensor(x, requires_grad=True)
+    (gr,) = rg.autograd.grad(r2.relu(), r2, rg.tensor(g), create_graph=True)
+    np.testing.assert_array_equal(gr.detach().numpy(), t.grad.numpy())
