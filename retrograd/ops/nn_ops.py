@@ -126,7 +126,8 @@ class LayerNorm(Node):
         xc = x - mu
         var = _mean(xc * xc, axes)
         rstd = 1.0 / np.sqrt(var + x.dtype.type(eps))
-        xhat = xc * rstd
+        # in place: one MB-sized temporary fewer (each costs page faults), same arithmetic
+        xhat = np.multiply(xc, rstd, out=xc) if type(xc) is np.ndarray else xc * rstd
         self.xhat, self.rstd = xhat, rstd
         if not affine:
             return xhat
