@@ -705,16 +705,17 @@ class Relu(Node):
 
     def backward(self, g):
         out = self.output()
-        # the gradient passes where out > 0 and where out is nan (torch: zero where out <= 0)
+        # the gradient passes where out > 0 and where out is nan (torch: zero where out <= 0);
+        # out is never negative, so that is where out != 0
         if not STATE.enabled:  # fast path (no create_graph): one NumPy multiply by the mask
             gd, od = g._data, out._data
             if od.size >= _BLOCKED_MIN and gd.flags.c_contiguous and od.flags.c_contiguous:
                 res = np.empty(od.shape, np.result_type(gd, od))
                 gf, of, rf = gd.reshape(-1), od.reshape(-1), res.reshape(-1)
-                _blocked(lambda s, e: np.multiply(gf[s:e], ~(of[s:e] <= 0), out=rf[s:e]), od.size)
+                _blocked(lambda s, e: np.multiply(gf[s:e], of[s:e] != 0, out=rf[s:e]), od.size)
                 return (Tensor._make(res),)
-            return (Tensor._make(gd * ~(od <= 0)),)
-        return (g * ~(out <= 0),)
+            return (Tensor._make(gd * (od != 0)),)
+        return (g * (out != 0),)
 
 
 # NOTE: elementwise passes over arrays of a MB or more run in cache-sized blocks, shared out
