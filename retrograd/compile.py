@@ -59,6 +59,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._compile.codegen import same_leaf
 from .autograd import engine as _engine
 from .autograd import node as _node
 from .autograd.grad_mode import STATE
@@ -857,15 +858,7 @@ class _Plan:
                 t = arg_tensors[ref]
             else:
                 continue
-            d = t._data
-            if (
-                d.shape != shape
-                or d.dtype != dtype
-                or t._requires_grad != rg
-                or t.grad_fn is not None
-                or t._hooks
-                or t._post_hooks
-            ):
+            if not same_leaf(t, shape, dtype, rg):
                 return False
         for m, state in self.modules:
             if _module_state(m) != state:

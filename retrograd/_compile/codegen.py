@@ -28,6 +28,19 @@ from ..autograd.grad_mode import STATE
 from ..ops._util import _EXTOBJ, _SILENT
 from ..tensor import Tensor
 
+
+def same_leaf(t, shape, dtype, requires_grad) -> bool:
+    """Whether ``t`` is still a hook-free leaf of the traced shape, dtype and requires_grad."""
+    d = t._data
+    return not (
+        d.shape != shape
+        or d.dtype != dtype
+        or t._requires_grad != requires_grad
+        or t.grad_fn is not None
+        or t._hooks
+        or t._post_hooks
+    )
+
 _make = Tensor._make
 _LIVE_GET = operator.attrgetter("_data", "_requires_grad", "grad_fn", "_hooks", "_post_hooks")
 
@@ -506,16 +519,7 @@ class _Fast:
 
     def guard(self, A) -> bool:
         for ref, shape, dtype, rg in self.args:
-            t = A[ref]
-            d = t._data
-            if (
-                d.shape != shape
-                or d.dtype != dtype
-                or t._requires_grad != rg
-                or t.grad_fn is not None
-                or t._hooks
-                or t._post_hooks
-            ):
+            if not same_leaf(A[ref], shape, dtype, rg):
                 return False
         try:
             ok = list(map(_LIVE_GET, self.live)) == self.expect
