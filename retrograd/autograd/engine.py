@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import node as _node
+from . import recycle as _recycle
 from .grad_mode import STATE
 from .node import Node
+from .recycle import MIN_BYTES as _MIN_BYTES
 
 
 def _owner(arr):
@@ -153,6 +155,17 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
             in_grads = _call(node, gs, check_nan)
             if not retain_graph:
                 node.release()
+            if not create_graph:  # consumed large gradients nobody else holds: reuse them
+                t = gs[0]
+                if len(gs) == 1 and t is not None and t._data.nbytes < _MIN_BYTES:
+                    pass  # the common small case, at the cost of one size test
+                else:
+                    for i in range(len(gs)):
+                        t = gs[i]
+                        if t is not None and t._data.nbytes >= _MIN_BYTES:
+                            gs[i] = None
+                            _recycle.give_tensor(t)
+                t = None
             for e, g in zip(node.next, in_grads):
                 if e is None:
                     continue

@@ -10,7 +10,9 @@ import weakref
 
 import numpy as np
 
+from . import recycle as _recycle
 from .grad_mode import STATE
+from .recycle import MIN_BYTES as _BIG
 
 
 class Version:
@@ -147,14 +149,37 @@ class Node:
         """Drop what the vjp needed (after backward, unless ``retain_graph``): the saved
         tensors, the output, and any array a subclass kept in its own slots (a mask, a
         normalised input...), so that memory falls as the backward pass proceeds."""
+        saved = self.saved
         self.saved = None
+        out = self.out_data
         self.out_data = None
         names = _SLOTS.get(type(self))
         if names is None:
             names = _array_slots(type(self))
         for name in names:
-            if isinstance(getattr(self, name, None), np.ndarray):
+            a = getattr(self, name, None)
+            if isinstance(a, np.ndarray):
                 setattr(self, name, None)
+                if a.nbytes >= _BIG:
+                    _recycle.give(a)
+        # large arrays nobody else holds go back for reuse (autograd/recycle.py); the size
+        # tests come first: small arrays cost nothing here
+        if out is not None and out.nbytes >= _BIG:
+            _recycle.give(out)
+        if saved:
+            for t in saved:
+                if t is not None and t._data.nbytes >= _BIG:
+                    break
+            else:
+                return
+            t = None
+            ts = list(saved)
+            del saved  # (the tuple's references go, so each tensor's count is exact)
+            for i in range(len(ts)):
+                t = ts[i]
+                ts[i] = None
+                if t is not None:
+                    _recycle.give_tensor(t)
 
 
 _SLOTS: dict = {}

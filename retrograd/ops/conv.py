@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..autograd import recycle as _recycle
 from ..autograd.grad_mode import STATE
 from ..autograd.node import Node, apply
 from ..tensor import Tensor
@@ -358,10 +359,10 @@ def _conv_nhwc(x: np.ndarray, w: np.ndarray, b, g: Geo, keep_cl: bool) -> np.nda
     wt = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(K, o)  # (kh*kw*C, O)
     nb = batch_block(n, L * max(K, o) * x.itemsize)
     if keep_cl:
-        y2 = np.empty((n * L, o), dt)
+        y2 = _recycle.empty((n * L, o), dt)
         out = y2.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
     else:
-        out = np.empty((n, o, oh, ow), dt)
+        out = _recycle.empty((n, o, oh, ow), dt)
         b3 = None if b is None else b.reshape(o, 1, 1)
 
     def work(_k, starts):
@@ -404,9 +405,9 @@ def _conv_grads_nhwc(x, w, gy, g: Geo, need_x: bool, need_w: bool, need_b: bool,
     if need_x:
         H, W = g.H, g.W
         if keep_cl:
-            gx = np.empty((n, H, W, c), dt).transpose(0, 3, 1, 2)
+            gx = _recycle.empty((n, H, W, c), dt).transpose(0, 3, 1, 2)
         else:
-            gx = np.empty((n, c, H, W), dt)
+            gx = _recycle.empty((n, c, H, W), dt)
         hp, wp = g.padded_hw
         he, we = g.sh * (oh - 1) + 1, g.sw * (ow - 1) + 1
         # NOTE: contiguous (O, C) blocks: a strided weight slice makes the GEMM ~2x slower
@@ -536,9 +537,9 @@ def _cn_out(res, n, o, oh, ow, b, keep_cl=False):
     output plus bias."""
     y = res.reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
     if keep_cl:
-        out = np.empty((n, oh, ow, o), res.dtype).transpose(0, 3, 1, 2)
+        out = _recycle.empty((n, oh, ow, o), res.dtype).transpose(0, 3, 1, 2)
     else:
-        out = np.empty((n, o, oh, ow), res.dtype)
+        out = _recycle.empty((n, o, oh, ow), res.dtype)
     if b is not None:
         np.add(y, b.reshape(o, 1, 1), out=out)
     else:

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ..autograd import recycle as _recycle
 from ..autograd.grad_mode import STATE
 from ..autograd.node import Node, apply
 from ..tensor import Tensor
@@ -697,7 +698,7 @@ class Relu(Node):
 
     def forward(self, a):
         if a.size >= _BLOCKED_MIN and a.dtype.kind == "f" and a.flags.c_contiguous:
-            out = np.empty_like(a)
+            out = _recycle.empty_like(a)
             _blocked(lambda s, e: np.maximum(a.reshape(-1)[s:e], 0, out=out.reshape(-1)[s:e]),
                      a.size)
             return out
@@ -710,7 +711,9 @@ class Relu(Node):
         if not STATE.enabled:  # fast path (no create_graph): one NumPy multiply by the mask
             gd, od = g._data, out._data
             if od.size >= _BLOCKED_MIN and gd.flags.c_contiguous and od.flags.c_contiguous:
-                res = np.empty(od.shape, np.result_type(gd, od))
+                res = _recycle.donated(g) if gd.dtype == od.dtype else None
+                if res is None:
+                    res = _recycle.empty(od.shape, np.result_type(gd, od))
                 gf, of, rf = gd.reshape(-1), od.reshape(-1), res.reshape(-1)
                 _blocked(lambda s, e: np.multiply(gf[s:e], of[s:e] != 0, out=rf[s:e]), od.size)
                 return (Tensor._make(res),)
@@ -816,7 +819,7 @@ class Gelu(Node):
         # NOTE: in place in the output buffer: each MB-sized temporary costs page faults (glibc
         # hands freed large blocks back to the OS) that took 5x the arithmetic on the GPT's MLP
         if approximate == "tanh":
-            y = np.multiply(x, x)
+            y = np.multiply(x, x, out=_recycle.empty_like(x)) if x.ndim else x * x
             y *= 0.044715
             y += 1.0
             y *= x
@@ -857,13 +860,13 @@ def _gelu_tanh_vjp(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     full-size temporaries, and this vjp sits in every GPT MLP block.
     """
     dt = np.result_type(x, g)
-    x2 = np.multiply(x, x, dtype=dt)
-    t = np.multiply(x2, 0.044715, dtype=dt)
+    x2 = np.multiply(x, x, dtype=dt, out=_recycle.empty(x.shape, dt))
+    t = np.multiply(x2, 0.044715, dtype=dt, out=_recycle.empty(x.shape, dt))
     t += 1.0
     t *= x
     t *= _K
     np.tanh(t, out=t)  # t = tanh(K (x + 0.044715 x^3))
-    s = np.multiply(t, t, dtype=dt)
+    s = np.multiply(t, t, dtype=dt, out=_recycle.empty(x.shape, dt))
     np.subtract(1.0, s, out=s)  # 1 - t^2
     x2 *= 3 * 0.044715
     x2 += 1.0
@@ -874,6 +877,8 @@ def _gelu_tanh_vjp(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     t *= 0.5
     t += x2
     t *= g
+    _recycle.give(x2)  # the two temporaries, for the next large op
+    _recycle.give(s)
     return t
 
 

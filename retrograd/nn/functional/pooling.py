@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from ...autograd import recycle as _recycle
 from ...autograd.grad_mode import STATE
 from ...autograd.node import Node, apply
 from ...ops.conv import Geo, batch_block, channels_last, conv2d_raw, run_blocks
@@ -175,7 +176,7 @@ def _scatter_tiled(g: np.ndarray, code: np.ndarray, k: tuple, in_shape: tuple) -
     """Each window's gradient into its winner's cell (every other cell gets 0)."""
     n, _, h, w = in_shape
     oh, ow = code.shape[2:]
-    gx = np.empty(in_shape, g.dtype)
+    gx = _recycle.empty(in_shape, g.dtype)
     if oh * k[0] < h:  # cells no window covers (the floor-mode remainder)
         gx[:, :, oh * k[0] :] = 0
     if ow * k[1] < w:

@@ -1,0 +1,119 @@
+"""Reuse of large freed arrays (retrograd/autograd/recycle.py): only arrays nothing else can
+see are reused, results are unchanged, and user-visible arrays are never overwritten."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import retrograd as rg
+from retrograd.autograd import recycle
+
+BIG = (64, 32, 26, 26)  # 5.5 MB of float32: above recycle.MIN_BYTES
+
+
+@pytest.fixture(autouse=True)
+def _fresh_pool():
+    recycle.clear()
+    yield
+    recycle.clear()
+
+
+def test_give_keeps_only_unreferenced_large_arrays():
+    a = np.ones(BIG, np.float32)
+    keep = a[0]  # a view holds a reference
+    recycle.give(a)
+    assert recycle.held_bytes() == 0
+    del keep
+    recycle.give(a)
+    assert recycle.held_bytes() == a.nbytes
+    b = recycle.empty(BIG, np.float32)
+    assert b is a and recycle.held_bytes() == 0
+    small = np.ones(10, np.float32)
+    recycle.give(small)  # small arrays come cheaply from malloc: not kept
+    assert recycle.held_bytes() == 0
+    user = np.ones(BIG, np.float32)
+    alias = user  # noqa: F841 - a second name is a second reference
+    recycle.give(user)
+    assert recycle.held_bytes() == 0
+
+
+def test_pool_is_bounded():
+    for _ in range(3):
+        recycle.give(np.empty((recycle.CAP_BYTES // 2 // 4 + 1,), np.float32))
+    assert recycle.held_bytes() <= recycle.CAP_BYTES
+
+
+def _train(enabled, monkeypatch, steps=3):
+    monkeypatch.setattr(recycle, "_ENABLED", enabled)
+    recycle.clear()
+    rg.manual_seed(0)
+    net = rg.nn.Sequential(
+        rg.nn.Conv2d(1, 32, 3),
+        rg.nn.ReLU(),
+        rg.nn.Conv2d(32, 64, 3),
+        rg.nn.ReLU(),
+        rg.nn.MaxPool2d(2),
+        rg.nn.Flatten(),
+        rg.nn.Linear(64 * 12 * 12, 10),
+    )
+    opt = rg.optim.Adam(net.parameters(), lr=1e-3)
+    x = rg.randn(64, 1, 28, 28)
+    y = rg.randint(0, 10, (64,))
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = rg.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, [p.detach().numpy().copy() for p in net.parameters()]
+
+
+def test_training_is_identical_with_and_without_reuse(monkeypatch):
+    l_on, p_on = _train(True, monkeypatch)
+    l_off, p_off = _train(False, monkeypatch)
+    assert l_on == l_off
+    for a, b in zip(p_on, p_off):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_arrays_the_user_holds_are_never_reused(monkeypatch):
+    monkeypatch.setattr(recycle, "_ENABLED", True)
+    x = rg.randn(*BIG, requires_grad=True)
+    h = x.relu()  # kept by the user
+    view = h[0]  # and a view of it
+    g = rg.ones(*BIG)  # the user's seed gradient
+    (h * 2.0).relu().sum().backward()
+    before = (h.detach().numpy().copy(), view.detach().numpy().copy())
+    seed = g.numpy().copy()
+    for _ in range(3):  # ops that would take freed arrays of this shape
+        y = rg.randn(*BIG, requires_grad=True).relu()
+        y.backward(g)
+    np.testing.assert_array_equal(h.detach().numpy(), before[0])
+    np.testing.assert_array_equal(view.detach().numpy(), before[1])
+    np.testing.assert_array_equal(g.numpy(), seed)  # a user's gradient is not overwritten
+
+
+def test_hooked_and_retained_gradients_are_not_overwritten(monkeypatch):
+    monkeypatch.setattr(recycle, "_ENABLED", True)
+    x = rg.randn(*BIG, requires_grad=True)
+    h = x * 3.0
+    h.retain_grad()
+    seen = []
+    h.register_hook(lambda g: seen.append(g))
+    h.relu().sum().backward()
+    want = (h.detach().numpy() > 0).astype(np.float32)
+    np.testing.assert_array_equal(h.grad.numpy(), want)
+    np.testing.assert_array_equal(seen[0].numpy(), want)
+    for _ in range(3):
+        rg.randn(*BIG, requires_grad=True).relu().sum().backward()
+    np.testing.assert_array_equal(h.grad.numpy(), want)
+    np.testing.assert_array_equal(seen[0].numpy(), want)
+
+
+def test_switch_off_by_environment(monkeypatch):
+    monkeypatch.setattr(recycle, "_ENABLED", False)
+    a = np.ones(BIG, np.float32)
+    recycle.give(a)
+    assert recycle.held_bytes() == 0
