@@ -71,22 +71,63 @@ def give_tensor(t) -> None:
 
 
 def empty(shape: tuple, dtype) -> np.ndarray:
-    """An uninitialised array, reused when one of that shape and dtype was given back."""
+    """An uninitialised array, reused when one of that shape and dtype is free.
+
+    Large arrays are handed out as views of a buffer the pool keeps (``_lent``): every array
+    derived from one (slices, reshapes, the view itself) refers to that buffer, so when its
+    reference count is back to the pool's own, nothing can see it any more and it is reused,
+    however the arrays made from it died (a conv output consumed by a ReLU dies in the
+    forward pass, without passing through backward's release)."""
     dtype = np.dtype(dtype)
     nbytes = dtype.itemsize
     for s in shape:
         nbytes *= s
-    if nbytes >= MIN_BYTES and _free:
-        key = (tuple(shape), dtype)
-        with _lock:
-            lst = _free.get(key)
-            if lst:
-                arr = lst.pop()
-                _held[0] -= arr.nbytes
-                if not lst:
-                    del _free[key]
-                return arr
-    return np.empty(shape, dtype)
+    if nbytes < MIN_BYTES or not _ENABLED:
+        return np.empty(shape, dtype)
+    key = (tuple(shape), dtype)
+    with _lock:
+        lst = _free.get(key)
+        if lst:
+            arr = lst.pop()
+            _held[0] -= arr.nbytes
+            if not lst:
+                del _free[key]
+            return arr
+        bases = _lent.get(key)
+        if bases:
+            for base in bases:
+                # references: the list, this loop variable, getrefcount's argument
+                if sys.getrefcount(base) == 3:
+                    return base.view()
+            base = None
+        if _lent_bytes[0] + nbytes > CAP_BYTES:
+            _drop_idle_lent()
+            if _lent_bytes[0] + nbytes > CAP_BYTES:
+                return np.empty(shape, dtype)
+        base = np.empty(shape, dtype)
+        _lent.setdefault(key, []).append(base)
+        _lent_bytes[0] += nbytes
+        return base.view()
+
+
+_lent: dict = {}  # (shape, dtype) -> buffers whose views are handed out
+_lent_bytes = [0]
+
+
+def _drop_idle_lent() -> None:
+    """Forget the lent buffers no array refers to any more (called with the lock held)."""
+    for key in list(_lent):
+        keep = []
+        for base in _lent[key]:
+            # references: the old list, this loop variable, getrefcount's argument
+            if sys.getrefcount(base) == 3:
+                _lent_bytes[0] -= base.nbytes
+            else:
+                keep.append(base)
+        if keep:
+            _lent[key] = keep
+        else:
+            del _lent[key]
 
 
 def empty_like(a: np.ndarray, dtype=None) -> np.ndarray:
@@ -95,10 +136,12 @@ def empty_like(a: np.ndarray, dtype=None) -> np.ndarray:
 
 
 def clear() -> None:
-    """Drop every kept array (frees the memory)."""
+    """Drop every kept array and forget the lent ones (frees what nothing refers to)."""
     with _lock:
         _free.clear()
         _held[0] = 0
+        _lent.clear()
+        _lent_bytes[0] = 0
 
 
 def held_bytes() -> int:
@@ -120,7 +163,21 @@ def donated(t):
         return None
     arr = t._data
     # references: t._data, this local, getrefcount's argument
-    if type(arr) is not np.ndarray or sys.getrefcount(arr) != 3 or arr.base is not None:
+    if type(arr) is not np.ndarray or sys.getrefcount(arr) != 3:
         return None
     fl = arr.flags
-    return arr if fl.c_contiguous and fl.writeable and fl.owndata else None
+    if not (fl.c_contiguous and fl.writeable):
+        return None
+    if arr.base is None:
+        return arr if fl.owndata else None
+    base = arr.base
+    # a whole view of a lent buffer, which then has these references: the pool's list,
+    # arr.base, this local, getrefcount's argument
+    if (
+        type(base) is np.ndarray
+        and base.shape == arr.shape
+        and base.dtype == arr.dtype
+        and sys.getrefcount(base) == 4
+    ):
+        return arr
+    return None
