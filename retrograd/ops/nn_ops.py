@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd import recycle as _recycle
 from ..autograd.grad_mode import STATE
 from ..autograd.node import Node, apply
 from ..tensor import Tensor
@@ -23,6 +24,14 @@ _T = Tensor._make
 # --- linear ---------------------------------------------------------------------------------
 
 
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for 2-D operands, a large result written into a reused buffer
+    (autograd/recycle.py: no page faults on the activations of every step)."""
+    if a.dtype == b.dtype and a.dtype.kind == "f" and a.ndim == 2 and b.ndim == 2:
+        return np.matmul(a, b, out=_recycle.empty((a.shape[0], b.shape[1]), a.dtype))
+    return a @ b
+
+
 class Linear(Node):
     """``y = x @ W.T + b`` for x of shape (..., in); b may be absent (two inputs)."""
 
@@ -30,10 +39,10 @@ class Linear(Node):
     save_inputs = (0, 1)
 
     def forward(self, x, w, b=None):
-        if x.ndim == 2:
-            y = x @ w.T
-        else:
-            y = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], w.shape[0])
+        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+        y = _matmul(x2, w.T)
+        if x.ndim != 2:
+            y = y.reshape(*x.shape[:-1], w.shape[0])
         if b is not None:
             y += b
         return y
@@ -53,7 +62,7 @@ class Linear(Node):
             g2 = ga.reshape(-1, ga.shape[-1])
             gx = gw = gb = None
             if nxt[0] is not None:
-                gx = _T((g2 @ w._data).reshape(x._data.shape))
+                gx = _T(_matmul(g2, w._data).reshape(x._data.shape))
             if nxt[1] is not None:
                 gw = _T(g2.T @ x._data.reshape(-1, x._data.shape[-1]))
             if has_b and nxt[2] is not None:
