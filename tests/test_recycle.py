@@ -117,3 +117,31 @@ def test_switch_off_by_environment(monkeypatch):
     a = np.ones(BIG, np.float32)
     recycle.give(a)
     assert recycle.held_bytes() == 0
+
+
+def test_lent_buffer_reused_only_when_no_array_refers_to_it(monkeypatch):
+    monkeypatch.setattr(recycle, "_ENABLED", True)
+    a = recycle.empty(BIG, np.float32)
+    a.fill(1.0)
+    part = a[3:5].reshape(-1)  # a view of a view: refers to the same buffer
+    del a
+    b = recycle.empty(BIG, np.float32)
+    assert not np.shares_memory(b, part)  # the buffer is still visible through `part`
+    del b
+    del part
+    c = recycle.empty(BIG, np.float32)
+    d = recycle.empty(BIG, np.float32)
+    assert np.shares_memory(c, d) is False  # two live arrays never share a buffer
+    held = recycle.empty(BIG, np.float32)
+    mv = memoryview(held)  # a buffer export also keeps it
+    del held
+    e = recycle.empty(BIG, np.float32)
+    assert not np.shares_memory(e, np.asarray(mv))
+
+
+def test_lent_buffers_are_bounded(monkeypatch):
+    monkeypatch.setattr(recycle, "_ENABLED", True)
+    monkeypatch.setattr(recycle, "CAP_BYTES", 3 * int(np.prod(BIG)) * 4)
+    live = [recycle.empty(BIG, np.float32) for _ in range(5)]  # more than the cap
+    assert recycle._lent_bytes[0] <= recycle.CAP_BYTES
+    assert len({id(x.base) if x.base is not None else id(x) for x in live}) == 5
