@@ -26,6 +26,7 @@ import numpy as np
 from ..autograd import engine as _engine
 from ..autograd.grad_mode import STATE
 from ..ops._util import _EXTOBJ, _SILENT
+from ..optim import sgd as _sgd
 from ..tensor import Tensor
 
 
@@ -278,19 +279,11 @@ class _Flat:
             return
         s1, s2 = self.opt._buffers(data)
         g = self.opt._grad_of(fake, grp["maximize"], wd, s2)
+        buf = None
         if momentum != 0:
             buf = fstate["momentum_buffer"]._data
-            buf *= momentum
-            np.multiply(g, 1.0 - dampening, out=s1)
-            buf += s1
-            if grp["nesterov"]:
-                np.multiply(buf, momentum, out=s1)
-                np.add(g, s1, out=s2)
-                g = s2
-            else:
-                g = buf
-        np.multiply(g, -lr, out=s1)
-        data += s1
+            _sgd.momentum_update(buf, g, momentum, dampening, s1)
+        _sgd.descend(data, g, buf, lr, momentum, grp["nesterov"], s1, s2)
 
     def store_grads(self):
         for p, gt in zip(self.params, self.gtensors):

@@ -86,6 +86,7 @@ class SGD(Optimizer):
                             continue
                     s1, s2 = self._buffers(data)
                     g = self._grad_of(p, maximize, wd, s2)
+                    buf = None
                     if momentum != 0:
                         state = self.state[p]
                         buf_t = state.get("momentum_buffer")
@@ -94,16 +95,28 @@ class SGD(Optimizer):
                             buf = state["momentum_buffer"]._data
                         else:
                             buf = buf_t._data
-                            buf *= momentum
-                            np.multiply(g, 1.0 - dampening, out=s1)
-                            buf += s1
-                        if nesterov:
-                            np.multiply(buf, momentum, out=s1)
-                            np.add(g, s1, out=s2)
-                            g = s2
-                        else:
-                            g = buf
-                    np.multiply(g, -lr, out=s1)
-                    data += s1
+                            momentum_update(buf, g, momentum, dampening, s1)
+                    descend(data, g, buf, lr, momentum, nesterov, s1, s2)
                     p._bump()
         return loss
+
+
+def momentum_update(buf: np.ndarray, g: np.ndarray, momentum: float, dampening: float, s1):
+    """``buf = momentum * buf + (1 - dampening) * g`` in place (``s1``: scratch like ``g``)."""
+    buf *= momentum
+    np.multiply(g, 1.0 - dampening, out=s1)
+    buf += s1
+
+
+def descend(data, g, buf, lr: float, momentum: float, nesterov: bool, s1, s2) -> None:
+    """``data -= lr * d`` in place, ``d`` the momentum buffer ``buf`` (already updated; with
+    Nesterov's look-ahead ``g + momentum * buf``), or ``g`` itself when ``buf`` is None."""
+    if buf is not None:
+        if nesterov:
+            np.multiply(buf, momentum, out=s1)
+            np.add(g, s1, out=s2)
+            g = s2
+        else:
+            g = buf
+    np.multiply(g, -lr, out=s1)
+    data += s1
