@@ -71,6 +71,11 @@ def _train(enabled, monkeypatch, steps=3):
 
 
 def test_training_is_identical_with_and_without_reuse(monkeypatch):
+    from retrograd.ops import conv as conv_ops
+
+    # one fixed conv schedule for both runs: whether blocks go to threads depends on the
+    # threads alive at that moment, and the summation order with it
+    monkeypatch.setattr(conv_ops, "_mode", lambda: (1, False))
     l_on, p_on = _train(True, monkeypatch)
     l_off, p_off = _train(False, monkeypatch)
     assert l_on == l_off
