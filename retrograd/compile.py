@@ -1023,13 +1023,8 @@ def _arm(node, meta, ins, vals, out):
     nxt, in_meta, save_in, save_out = meta
     node.next = nxt
     node.in_meta = in_meta
-    node.freed = False
-    node.pre_hooks = node.retained = node.trace = None
-    if save_in:
-        node.saved = tuple([_make(vals[ins[j]]) for j in save_in])
-        node.saved_versions = (0,) * len(save_in)
-    else:
-        node.saved = ()
+    node.saved_versions = None  # every saved array is at version 0 (as apply records it)
+    node.saved = tuple([_make(vals[ins[j]]) for j in save_in]) if save_in else ()
     if save_out:
         node.out_data = out
         node.out_version = (_FIXED, 0)

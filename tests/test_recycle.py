@@ -23,25 +23,29 @@ def test_give_keeps_only_unreferenced_large_arrays():
     a = np.ones(BIG, np.float32)
     keep = a[0]  # a view holds a reference
     recycle.give(a)
-    assert recycle.held_bytes() == 0
+    assert recycle.pool_bytes() == 0
     del keep
     recycle.give(a)
-    assert recycle.held_bytes() == a.nbytes
+    nbytes, a_id = a.nbytes, id(a)
+    del a  # (the caller drops the reference it gave)
+    assert recycle.pool_bytes() == nbytes and recycle.idle_bytes() == nbytes
     b = recycle.empty(BIG, np.float32)
-    assert b is a and recycle.held_bytes() == 0
+    assert id(b.base) == a_id and recycle.idle_bytes() == 0  # handed out: no longer idle
+    del b
+    assert recycle.idle_bytes() == nbytes  # idle once no array refers to it
     small = np.ones(10, np.float32)
     recycle.give(small)  # small arrays come cheaply from malloc: not kept
-    assert recycle.held_bytes() == 0
+    assert recycle.pool_bytes() == nbytes
     user = np.ones(BIG, np.float32)
     alias = user  # noqa: F841 - a second name is a second reference
     recycle.give(user)
-    assert recycle.held_bytes() == 0
+    assert recycle.pool_bytes() == nbytes
 
 
 def test_pool_is_bounded():
     for _ in range(3):
         recycle.give(np.empty((recycle.CAP_BYTES // 2 // 4 + 1,), np.float32))
-    assert recycle.held_bytes() <= recycle.CAP_BYTES
+    assert recycle.pool_bytes() <= recycle.CAP_BYTES
 
 
 def _train(enabled, monkeypatch, steps=3):
@@ -121,7 +125,8 @@ def test_switch_off_by_environment(monkeypatch):
     monkeypatch.setattr(recycle, "_ENABLED", False)
     a = np.ones(BIG, np.float32)
     recycle.give(a)
-    assert recycle.held_bytes() == 0
+    assert recycle.pool_bytes() == 0
+    assert recycle.empty(BIG, np.float32).base is None  # plain np.empty when off
 
 
 def test_lent_buffer_reused_only_when_no_array_refers_to_it(monkeypatch):
@@ -148,5 +153,5 @@ def test_lent_buffers_are_bounded(monkeypatch):
     monkeypatch.setattr(recycle, "_ENABLED", True)
     monkeypatch.setattr(recycle, "CAP_BYTES", 3 * int(np.prod(BIG)) * 4)
     live = [recycle.empty(BIG, np.float32) for _ in range(5)]  # more than the cap
-    assert recycle._lent_bytes[0] <= recycle.CAP_BYTES
+    assert recycle.pool_bytes() <= recycle.CAP_BYTES
     assert len({id(x.base) if x.base is not None else id(x) for x in live}) == 5

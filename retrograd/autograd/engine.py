@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from . import node as _node
@@ -142,30 +144,16 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
             ):
                 gs = _pre(run, node, gs, want_nodes, capture)
             if gs is None:  # no gradient reached this node: only count its edges as done
-                for e in node.next:
-                    if e is not None and isinstance(e[0], Node):
-                        t = e[0]
-                        c = deps[t] - 1
-                        deps[t] = c
-                        if c == 0:
-                            ready.append(t)
-                    elif e is not None:
-                        _leaf_arrived(run, e[0], None, leaf_deps, leaf_grads, want_leaves, capture)
-                continue
-            in_grads = _call(node, gs, check_nan)
-            if not retain_graph:
-                node.release()
-            if not create_graph:  # consumed large gradients nobody else holds: reuse them
-                t = gs[0]
-                if len(gs) == 1 and t is not None and t._data.nbytes < _MIN_BYTES:
-                    pass  # the common small case, at the cost of one size test
-                else:
-                    for i in range(len(gs)):
-                        t = gs[i]
-                        if t is not None and t._data.nbytes >= _MIN_BYTES:
-                            gs[i] = None
-                            _recycle.give_tensor(t)
-                t = None
+                in_grads = _NO_GRADS
+            else:
+                in_grads = _call(node, gs, check_nan)
+                if not retain_graph:
+                    node.release()
+                if not create_graph:
+                    g = gs[0]
+                    if len(gs) > 1 or g is None or g._data.nbytes >= _MIN_BYTES:
+                        g = None
+                        _give_back(gs)  # (the small single gradient costs one size test)
             for e, g in zip(node.next, in_grads):
                 if e is None:
                     continue
@@ -189,6 +177,19 @@ def run_backward(roots, grads, retain_graph, create_graph, inputs=None, capture=
     if capture:
         return run.capture
     return None
+
+
+_NO_GRADS = itertools.repeat(None)  # the vjp results of a node no gradient reached
+
+
+def _give_back(gs: list) -> None:
+    """Consumed large gradients that nobody else holds go back for reuse (recycle.py)."""
+    for i in range(len(gs)):
+        t = gs[i]
+        if t is not None and t._data.nbytes >= _MIN_BYTES:
+            gs[i] = None
+            _recycle.give_tensor(t)  # (expects this local to hold the last reference)
+            t = None
 
 
 def _leaf_arrived(run, t, g, leaf_deps, leaf_grads, want_leaves, capture):

@@ -91,11 +91,6 @@ class Node:
         """Whether backward released what this node saved (the graph was freed)."""
         return self.saved is None
 
-    @freed.setter
-    def freed(self, value: bool):
-        if value:
-            self.saved = None
-
     def _check_alive(self):
         if self.saved is None:
             raise RuntimeError(

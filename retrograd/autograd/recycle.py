@@ -3,13 +3,14 @@
 A freshly allocated array of a few MB costs a page fault for every 4 KiB on first touch
 (glibc hands large freed blocks back to the OS); on a virtual machine that is ~1.5 us per
 page, more than the arithmetic done in it. A training step frees and re-allocates the same
-large activations and gradients every time, so arrays that backward frees are kept here and
-handed to the next op that needs an output of that shape and dtype.
+large activations and gradients every time, so the pool here keeps such buffers.
 
-An array is taken in only when nothing else can see it: the caller passes its one remaining
-reference, and ``sys.getrefcount`` proves there is no other (a view, a Tensor, a memoryview,
-a user's variable would each hold one). That is the reasoning NumPy's own temporary elision
-uses. ``RETROGRAD_RECYCLE=0`` turns the mechanism off.
+One mechanism, reference counts: large outputs are handed out as views of a pool buffer, and
+a buffer is reused once ``sys.getrefcount`` shows only the pool refers to it (every array
+derived from it, a view, a slice, a Tensor's array, a memoryview, holds a reference). Arrays
+made elsewhere join the pool through ``give`` when the caller's reference is provably the
+last one. That is the reasoning NumPy's own temporary elision uses.
+``RETROGRAD_RECYCLE=0`` turns the mechanism off.
 """
 
 from __future__ import annotations
@@ -21,16 +22,19 @@ import threading
 import numpy as np
 
 MIN_BYTES = 1 << 20  # smaller arrays come from malloc's free lists without page faults
-CAP_BYTES = 256 << 20  # the most kept at once (older shapes are dropped first)
+CAP_BYTES = 256 << 20  # the most the pool keeps (idle buffers are dropped first)
 
 _ENABLED = os.environ.get("RETROGRAD_RECYCLE", "1") != "0"
-_free: dict = {}  # (shape, dtype) -> [arrays]; insertion order = age
-_held = [0]  # bytes kept
+_pool: dict = {}  # (shape, dtype) -> buffers (lent out as views, or idle)
+_pool_bytes = [0]
 _lock = threading.Lock()
+# a buffer's references when it is idle, counted inside a loop over its list: the list, the
+# loop variable, getrefcount's argument
+_IDLE = 3
 
 
 def give(arr) -> None:
-    """Keep ``arr`` for reuse if the caller's reference (the argument) is its only one.
+    """Put ``arr`` in the pool if the caller's reference (the argument) is its only one.
 
     Call as ``give(a)`` with ``a`` a local variable holding the last reference: 3 references
     are then expected (that local, this parameter, ``getrefcount``'s argument).
@@ -44,18 +48,9 @@ def give(arr) -> None:
     ):
         return
     fl = arr.flags
-    if not (fl.c_contiguous and fl.writeable and fl.owndata):
-        return
-    key = (arr.shape, arr.dtype)
-    with _lock:
-        _free.setdefault(key, []).append(arr)
-        _held[0] += arr.nbytes
-        while _held[0] > CAP_BYTES and _free:
-            old = next(iter(_free))
-            lst = _free[old]
-            _held[0] -= lst.pop(0).nbytes
-            if not lst:
-                del _free[old]
+    if fl.c_contiguous and fl.writeable and fl.owndata:
+        with _lock:
+            _add(arr)
 
 
 def give_tensor(t) -> None:
@@ -71,13 +66,9 @@ def give_tensor(t) -> None:
 
 
 def empty(shape: tuple, dtype) -> np.ndarray:
-    """An uninitialised array, reused when one of that shape and dtype is free.
-
-    Large arrays are handed out as views of a buffer the pool keeps (``_lent``): every array
-    derived from one (slices, reshapes, the view itself) refers to that buffer, so when its
-    reference count is back to the pool's own, nothing can see it any more and it is reused,
-    however the arrays made from it died (a conv output consumed by a ReLU dies in the
-    forward pass, without passing through backward's release)."""
+    """An uninitialised array, a view of an idle pool buffer of that shape and dtype when
+    there is one (however the arrays made from it died: a conv output consumed by a ReLU
+    dies in the forward pass, without passing through backward's release)."""
     dtype = np.dtype(dtype)
     nbytes = dtype.itemsize
     for s in shape:
@@ -86,48 +77,38 @@ def empty(shape: tuple, dtype) -> np.ndarray:
         return np.empty(shape, dtype)
     key = (tuple(shape), dtype)
     with _lock:
-        lst = _free.get(key)
-        if lst:
-            arr = lst.pop()
-            _held[0] -= arr.nbytes
-            if not lst:
-                del _free[key]
-            return arr
-        bases = _lent.get(key)
-        if bases:
-            for base in bases:
-                # references: the list, this loop variable, getrefcount's argument
-                if sys.getrefcount(base) == 3:
-                    return base.view()
-            base = None
-        if _lent_bytes[0] + nbytes > CAP_BYTES:
-            _drop_idle_lent()
-            if _lent_bytes[0] + nbytes > CAP_BYTES:
-                return np.empty(shape, dtype)
+        for base in _pool.get(key, ()):
+            if sys.getrefcount(base) == _IDLE:
+                return base.view()
         base = np.empty(shape, dtype)
-        _lent.setdefault(key, []).append(base)
-        _lent_bytes[0] += nbytes
-        return base.view()
+        return base.view() if _add(base) else base
 
 
-_lent: dict = {}  # (shape, dtype) -> buffers whose views are handed out
-_lent_bytes = [0]
+def _add(base: np.ndarray) -> bool:
+    """Keep ``base`` in the pool, making room among idle buffers (lock held); False when the
+    pool is full of buffers in use."""
+    if _pool_bytes[0] + base.nbytes > CAP_BYTES:
+        _drop_idle()
+        if _pool_bytes[0] + base.nbytes > CAP_BYTES:
+            return False
+    _pool.setdefault((base.shape, base.dtype), []).append(base)
+    _pool_bytes[0] += base.nbytes
+    return True
 
 
-def _drop_idle_lent() -> None:
-    """Forget the lent buffers no array refers to any more (called with the lock held)."""
-    for key in list(_lent):
+def _drop_idle() -> None:
+    """Forget the pool buffers no array refers to any more (lock held)."""
+    for key in list(_pool):
         keep = []
-        for base in _lent[key]:
-            # references: the old list, this loop variable, getrefcount's argument
-            if sys.getrefcount(base) == 3:
-                _lent_bytes[0] -= base.nbytes
+        for base in _pool[key]:
+            if sys.getrefcount(base) == _IDLE:
+                _pool_bytes[0] -= base.nbytes
             else:
                 keep.append(base)
         if keep:
-            _lent[key] = keep
+            _pool[key] = keep
         else:
-            del _lent[key]
+            del _pool[key]
 
 
 def empty_like(a: np.ndarray, dtype=None) -> np.ndarray:
@@ -136,17 +117,23 @@ def empty_like(a: np.ndarray, dtype=None) -> np.ndarray:
 
 
 def clear() -> None:
-    """Drop every kept array and forget the lent ones (frees what nothing refers to)."""
+    """Forget every pool buffer (frees those no array refers to)."""
     with _lock:
-        _free.clear()
-        _held[0] = 0
-        _lent.clear()
-        _lent_bytes[0] = 0
+        _pool.clear()
+        _pool_bytes[0] = 0
 
 
-def held_bytes() -> int:
-    """Bytes kept for reuse now."""
-    return _held[0]
+def pool_bytes() -> int:
+    """Bytes of the buffers in the pool, in use or idle."""
+    return _pool_bytes[0]
+
+
+def idle_bytes() -> int:
+    """Bytes of the pool buffers no array refers to now."""
+    with _lock:
+        return sum(
+            b.nbytes for lst in _pool.values() for b in lst if sys.getrefcount(b) == _IDLE
+        )
 
 
 def donated(t):
@@ -171,7 +158,7 @@ def donated(t):
     if arr.base is None:
         return arr if fl.owndata else None
     base = arr.base
-    # a whole view of a lent buffer, which then has these references: the pool's list,
+    # a whole view of a pool buffer, which then has these references: the pool's list,
     # arr.base, this local, getrefcount's argument
     if (
         type(base) is np.ndarray

@@ -699,8 +699,8 @@ class Relu(Node):
     def forward(self, a):
         if a.size >= _BLOCKED_MIN and a.dtype.kind == "f" and a.flags.c_contiguous:
             out = _recycle.empty_like(a)
-            _blocked(lambda s, e: np.maximum(a.reshape(-1)[s:e], 0, out=out.reshape(-1)[s:e]),
-                     a.size)
+            af, of = a.reshape(-1), out.reshape(-1)
+            _blocked(lambda s, e: np.maximum(af[s:e], 0, out=of[s:e]), a.size)
             return out
         return np.maximum(a, 0)
 

@@ -342,7 +342,10 @@ _ret = collections.namedtuple("return_types", ["values", "indices"])
 
 class MaxDim(Node):
     """``max(x, dim)`` / ``min(x, dim)`` values: the whole gradient goes to the returned
-    index (the first extreme along ``dim``; NaN wins, as in torch)."""
+    index (the first extreme along ``dim``; NaN wins, as in torch).
+
+    NOTE: one node where ``gather`` + ``squeeze`` would record two (the per-op overhead was
+    most of the op's cost on small tensors)."""
 
     __slots__ = ("axis", "keepdim", "idx", "in_shape", "is_min")
 
