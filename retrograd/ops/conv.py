@@ -189,38 +189,15 @@ def batch_block(n: int, per_sample: int) -> int:
     return max(1, -(-n // max(blocks, 1)))
 
 
-# NOTE: scratch blocks are reused across calls: a freshly allocated block of a few MB costs a
-# page fault per 4 KiB (glibc hands large freed blocks back to the OS), as much as the work
-# done in it. Taking a block removes it from the cache, so concurrent callers never share one.
-_SCRATCH: dict = {}
-_SCRATCH_BYTES = 160 << 20
-_SCRATCH_LOCK = threading.Lock()
+# NOTE: scratch blocks come from the array pool (autograd/recycle.py): a freshly allocated
+# block of a few MB costs a page fault per 4 KiB (glibc hands large freed blocks back to the
+# OS), as much as the work done in it; a block is reused once nothing refers to it any more.
+_scratch = _recycle.empty
 
 
-def _scratch(shape: tuple, dtype) -> np.ndarray:
-    with _SCRATCH_LOCK:
-        lst = _SCRATCH.get((shape, dtype))
-        if lst:
-            return lst.pop()
-    return np.empty(shape, dtype)
-
-
-def _release(*arrays) -> None:
-    """Hand scratch blocks back (at most ``_SCRATCH_BYTES`` in all; older geometries go)."""
-    with _SCRATCH_LOCK:
-        for a in arrays:
-            if a is not None:
-                _SCRATCH.setdefault((a.shape, a.dtype), []).append(a)
-        total = sum(a.nbytes for lst in _SCRATCH.values() for a in lst)
-        while total > _SCRATCH_BYTES and _SCRATCH:
-            key = next(iter(_SCRATCH))
-            total -= sum(a.nbytes for a in _SCRATCH.pop(key))
-
-
-def _nhwc_padded(x: np.ndarray, g: Geo, tmp: list | None = None) -> np.ndarray:
+def _nhwc_padded(x: np.ndarray, g: Geo) -> np.ndarray:
     """``(N, C, H, W)`` -> padded ``(N, Hp, Wp, C)`` with unit-stride channels (a view when
-    no padding is needed and the input already is channels-last, or has one channel). A
-    scratch block it takes is appended to ``tmp`` (the caller releases it)."""
+    no padding is needed and the input already is channels-last, or has one channel)."""
     n, c, h, w = x.shape
     xt = x.transpose(0, 2, 3, 1)
     if not g.padded:
@@ -233,8 +210,6 @@ def _nhwc_padded(x: np.ndarray, g: Geo, tmp: list | None = None) -> np.ndarray:
         xp = _scratch((n, hp, wp, c), x.dtype)
         xp.fill(0)
         xp[:, g.pt : g.pt + h, g.pl : g.pl + w] = xt
-    if tmp is not None:
-        tmp.append(xp)
     return xp
 
 
@@ -243,13 +218,11 @@ def _gather(x: np.ndarray, g: Geo, buf: np.ndarray) -> np.ndarray:
     columns ``(kh, kw, C)`` (runs of contiguous channels)."""
     n, c = x.shape[:2]
     oh, ow = g.out_hw
-    tmp: list = []
-    xp = _nhwc_padded(x, g, tmp)
+    xp = _nhwc_padded(x, g)
     s_n, s_h, s_w, s_c = xp.strides
     shape = (n, oh, ow, g.kh, g.kw, c)
     strides = (s_n, s_h * g.sh, s_w * g.sw, s_h * g.dh, s_w * g.dw, s_c)
     np.copyto(buf.reshape(shape), as_strided(xp, shape, strides, writeable=False))
-    _release(*tmp)
     return buf
 
 
@@ -381,7 +354,6 @@ def _conv_nhwc(x: np.ndarray, w: np.ndarray, b, g: Geo, keep_cl: bool) -> np.nda
                 np.add(yc, b3, out=out[n0 : n0 + m])
             else:
                 np.copyto(out[n0 : n0 + m], yc)
-        _release(col, yb)
 
     run_blocks(list(range(0, n, nb)), work)
     return out
@@ -454,7 +426,6 @@ def _conv_grads_nhwc(x, w, gy, g: Geo, need_x: bool, need_w: bool, need_b: bool,
                         xp[:, r : r + he : g.sh, s : s + we : g.sw] += dcol[:, :, :, i, j]
             crop = xp[:, g.pt : g.pt + H, g.pl : g.pl + W].transpose(0, 3, 1, 2)
             np.copyto(gx[n0 : n0 + m], crop)
-        _release(gyb, col, xpb)
         return gw, gb
 
     parts = run_blocks(list(range(0, n, nb)), work)
